@@ -1,0 +1,32 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+  name: "usvc",
+  products: [
+    .executable(name: "usvc", targets: ["usvc"]),
+    .executable(name: "usvc-runner", targets: ["usvc-runner"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+  ],
+  targets: [
+    // C edges: libgit2, and the _GNU_SOURCE bits Swift's Glibc module lacks.
+    .systemLibrary(name: "CGit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
+    .target(name: "CShims"),
+    // Glibc-only typed syscalls, shared by the runner and the CLI.
+    .target(name: "USVCSys", dependencies: ["CShims"]),
+    // The per-job restart loop as a library, so its transition table is testable.
+    .target(name: "USVCRunner", dependencies: ["USVCSys"]),
+    .target(name: "USVCCore", dependencies: ["USVCSys", "CGit2"]),
+    .executableTarget(
+      name: "usvc",
+      dependencies: ["USVCCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+    // One runner exists per job: Glibc only, static stdlib, no Foundation, no libgit2.
+    .executableTarget(
+      name: "usvc-runner", dependencies: ["USVCRunner"],
+      linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
+    .testTarget(name: "USVCTests", dependencies: ["USVCCore", "USVCRunner"]),
+  ],
+  swiftLanguageModes: [.v6]
+)

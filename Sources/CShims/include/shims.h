@@ -1,0 +1,56 @@
+// The few Linux/glibc items Swift's Glibc module cannot see (they need
+// _GNU_SOURCE, are macros, or are variadic). Each returns libc's value
+// unchanged so Swift maps errno itself.
+#ifndef USVC_SHIMS_H
+#define USVC_SHIMS_H
+#include <signal.h>
+#include <spawn.h>
+#include <sys/types.h>
+#include <termios.h>
+#include <sys/ioctl.h>
+
+/// `POSIX_SPAWN_SETSID`: the child starts a new session (and process group).
+extern const short usvc_POSIX_SPAWN_SETSID;
+
+/// `posix_spawn_file_actions_addclosefrom_np`: close every fd >= `from` in the child.
+int usvc_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from);
+
+/// `posix_spawn_file_actions_addchdir_np`: chdir in the child before exec.
+int usvc_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
+
+/// `prctl(PR_SET_CHILD_SUBREAPER, 1)`: orphaned descendants are reparented to us.
+int usvc_set_child_subreaper(void);
+
+/// `ioctl(fd, TIOCGWINSZ)` / `ioctl(fd, TIOCSWINSZ)`: terminal window size.
+int usvc_get_winsize(int fd, struct winsize *size);
+int usvc_set_winsize(int fd, const struct winsize *size);
+
+/// `openpty` with the given attributes (NULL for the kernel's defaults).
+int usvc_openpty(int *master, int *slave, char *name, size_t name_len,
+                 const struct termios *attributes, const struct winsize *size);
+
+/// `signalfd(-1, mask, SFD_CLOEXEC)`; the read value's signal number is
+/// returned by `usvc_signalfd_read` (0 when nothing was pending).
+int usvc_signalfd(const sigset_t *mask);
+int usvc_signalfd_read(int fd);
+
+/// The process environment (`environ`).
+char **usvc_environ(void);
+
+/// The `WIFEXITED` family, as functions.
+int usvc_exited(int status);
+int usvc_exit_status(int status);
+int usvc_signaled(int status);
+int usvc_term_signal(int status);
+
+/// `pipe2(fds, O_CLOEXEC)`.
+int usvc_pipe_cloexec(int fds[2]);
+
+
+
+/// Takes a POSIX write lock on the whole file, without waiting (`F_SETLK`).
+/// Unlike flock, others can ask who holds it without taking it (`usvc_lock_holder`).
+int usvc_lock_file(int fd);
+/// The pid holding a write lock on `fd`'s file, 0 when none, -1 on error (`F_GETLK`).
+int usvc_lock_holder(int fd);
+#endif

@@ -1,0 +1,117 @@
+import Glibc
+import USVCSys
+
+/// The conf keys usvc knows (SPEC: Files), how each is checked, and how a conf
+/// becomes the runner's `JobSpec`.
+public enum ConfKeys {
+  public enum Kind: Sendable {
+    case text, path, directory, command, policy, signal, seconds, bool, desired, count, octal, environment
+  }
+
+  /// Key (without `job.`) → (multivar?, kind).
+  public static let known: [String: (multivar: Bool, kind: Kind)] = [
+    "name": (false, .text), "group": (false, .text), "cmd": (false, .command),
+    "args": (true, .text), "cwd": (false, .directory), "env": (true, .environment),
+    "restart": (false, .policy), "stop-signal": (false, .signal), "stop-timeout": (false, .seconds),
+    "stable-after": (false, .seconds), "backoff-max": (false, .seconds),
+    "after": (true, .text), "after-delay": (false, .seconds), "propagate": (false, .bool),
+    "pre": (true, .text), "post": (true, .text), "on-failure": (true, .text),
+    "desired": (false, .desired), "log-max-bytes": (false, .count), "log-keep": (false, .count), "umask": (false, .octal),
+  ]
+
+  /// Keys only usvc sets.
+  public static let fixed: Set<String> = ["job.name", "job.group"]
+
+  /// `stop-timeout` or `job.stop-timeout` → `job.stop-timeout`; nil when unknown.
+  public static func normalize(_ key: String) -> String? {
+    let lower = key.lowercased()
+    let short = lower.hasPrefix("job.") ? String(lower.dropFirst(4)) : lower
+    return known[short] == nil ? nil : "job." + short
+  }
+
+  public static func isMultivar(_ key: String) -> Bool {
+    known[key.hasPrefix("job.") ? String(key.dropFirst(4)) : key]?.multivar ?? false
+  }
+
+  /// Checks one value for `key` (normalised); throws a sentence saying what is wrong.
+  public static func validate(_ key: String, _ value: String) throws(UsvcError) {
+    for scalar in value.unicodeScalars where scalar.value < 0x20 || scalar.value == 0x7f {
+      // CR does not round-trip between libgit2 and git (PLATFORM-NOTES).
+      guard scalar == "\n" || scalar == "\t" else {
+        throw .badValue(key: key, value: printable(value), why: "control characters other than newline and tab are not allowed")
+      }
+    }
+    guard let kind = known[String(key.dropFirst(4))]?.kind else { throw .unknownKey(key) }
+    func bad(_ why: String) -> UsvcError { .badValue(key: key, value: printable(value), why: why) }
+    switch kind {
+    case .text: break
+    case .path, .command:
+      guard value.hasPrefix("/") else { throw bad("an absolute path is needed") }
+      if kind == .command { try Commands.checkExecutable(value) }
+    case .directory:
+      guard value.hasPrefix("/") else { throw bad("an absolute path is needed") }
+    case .policy:
+      guard RestartPolicy(rawValue: value) != nil else { throw bad("expected always, on-failure or never") }
+    case .signal:
+      guard Signal(parsing: value) != nil else { throw bad("not a signal name or number") }
+    case .seconds:
+      guard let number = Double(value), number >= 0, number.isFinite, number <= 31_536_000 else {
+        throw bad("expected a number of seconds, 0 or more")
+      }
+    case .bool:
+      guard parseBool(value) != nil else { throw bad("expected true or false") }
+    case .desired:
+      guard value == "running" || value == "stopped" else { throw bad("expected running or stopped") }
+    case .count:
+      guard let number = Int(value), number >= 0 else { throw bad("expected a whole number, 0 or more") }
+    case .octal:
+      guard let number = mode_t(value, radix: 8), number <= 0o777 else { throw bad("expected an octal mode like 022") }
+    case .environment:
+      guard let equals = value.firstIndex(of: "="), equals != value.startIndex else {
+        throw bad("expected KEY=VALUE")
+      }
+    }
+  }
+
+  /// git's booleans.
+  public static func parseBool(_ value: String) -> Bool? {
+    switch value.lowercased() {
+    case "true", "yes", "on", "1": return true
+    case "false", "no", "off", "0", "": return false
+    default: return nil
+    }
+  }
+
+  /// A value shown in a message: control characters made visible.
+  static func printable(_ value: String) -> String {
+    var result = ""
+    for scalar in value.unicodeScalars {
+      if scalar.value < 0x20 || scalar.value == 0x7f {
+        result += "\\x" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16)
+      } else {
+        result.unicodeScalars.append(scalar)
+      }
+    }
+    return result
+  }
+
+  /// The runner's view of a conf; nil fields keep their defaults.
+  public static func spec(from conf: JobConf, name: String) -> JobSpec {
+    var spec = JobSpec(
+      name: name, group: conf.value("job.group") ?? Names.split(job: name)?.group ?? name,
+      command: conf.value("job.cmd") ?? "")
+    spec.arguments = conf.values("job.args")
+    spec.environment = conf.values("job.env")
+    spec.directory = conf.value("job.cwd") ?? "/"
+    if let value = conf.value("job.restart"), let policy = RestartPolicy(rawValue: value) { spec.restart = policy }
+    if let value = conf.value("job.stop-signal"), let signal = Signal(parsing: value) { spec.stopSignal = signal }
+    if let value = conf.value("job.stop-timeout").flatMap(Double.init) { spec.stopTimeout = value }
+    if let value = conf.value("job.stable-after").flatMap(Double.init) { spec.stableAfter = value }
+    if let value = conf.value("job.backoff-max").flatMap(Double.init) { spec.backoffMax = value }
+    if let value = conf.value("job.log-max-bytes").flatMap(Int.init) { spec.logMaxBytes = value }
+    if let value = conf.value("job.log-keep").flatMap(Int.init) { spec.logKeep = value }
+    if let value = conf.value("job.umask").flatMap({ mode_t($0, radix: 8) }) { spec.umask = value }
+    spec.desiredRunning = conf.value("job.desired") != "stopped"
+    return spec
+  }
+}

@@ -1,0 +1,58 @@
+import Glibc
+import USVCSys
+
+/// `USVC_HOME`: where everything of one user's usvc lives (SPEC: Files).
+public struct Home: Sendable {
+  public let path: String
+
+  /// Resolves `USVC_HOME` (default `~/.usvc`), creates it and its folders
+  /// (0700), and refuses a home someone else could tamper with.
+  public static func open(environment: [String: String]) throws(UsvcError) -> Home {
+    var path = environment["USVC_HOME"] ?? ""
+    if path.isEmpty {
+      guard let user = environment["HOME"], !user.isEmpty else {
+        throw .badHome("neither USVC_HOME nor HOME is set")
+      }
+      path = user + "/.usvc"
+    }
+    if !path.hasPrefix("/") {
+      path = currentDirectory() + "/" + path
+    }
+    while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+    if fileStatus(path) == nil {
+      if mkdir(path, 0o700) != 0 && errno != EEXIST {
+        throw .badHome("cannot create USVC_HOME \(path): \(Errno.current)")
+      }
+    }
+    guard let info = fileStatus(path) else { throw .badHome("USVC_HOME \(path) cannot be read") }
+    guard info.st_mode & S_IFMT == S_IFDIR else {
+      throw .badHome("USVC_HOME \(path) is not a directory")
+    }
+    guard info.st_uid == geteuid() else {
+      throw .badHome("USVC_HOME \(path) is owned by uid \(info.st_uid), not by you (uid \(geteuid()))")
+    }
+    guard info.st_mode & 0o022 == 0 else {
+      throw .badHome("USVC_HOME \(path) is writable by others (mode \(String(info.st_mode & 0o777, radix: 8))): run chmod 700 \(path)")
+    }
+    guard access(path, W_OK | X_OK) == 0 else {
+      throw .badHome("USVC_HOME \(path) is not writable: \(Errno.current)")
+    }
+    for folder in ["jobs", "run", "logs"] {
+      do { try makeDirectory(path + "/" + folder) } catch {
+        throw .badHome("cannot create \(path)/\(folder): \(error)")
+      }
+    }
+    return Home(path: path)
+  }
+
+  public func paths(_ name: String) -> JobPaths { JobPaths(home: path, name: name) }
+  public var jobsDirectory: String { path + "/jobs" }
+  public var eventsLog: String { path + "/events.log" }
+}
+
+/// The working directory. C: `getcwd`.
+public func currentDirectory() -> String {
+  var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+  guard getcwd(&buffer, buffer.count) != nil else { return "/" }
+  return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}

@@ -1,0 +1,80 @@
+import Glibc
+import USVCSys
+
+/// Reading job logs for `usvc logs` and the event stream for `usvc events`.
+public enum LogReader {
+  /// The last `count` lines of a file (fewer if it has fewer), reading from its end.
+  public static func tail(_ path: String, lines count: Int) -> [String] {
+    guard count > 0, let fd = try? FileDescriptor.open(path, O_RDONLY) else { return [] }
+    defer { fd.close() }
+    var info = stat()
+    fstat(fd.rawValue, &info)
+    var end = Int(info.st_size)
+    var collected: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    // Read backwards until count + 1 newlines are seen (the last byte may be one).
+    while end > 0 && collected.lazy.filter({ $0 == 10 }).count <= count {
+      let size = min(chunk.count, end)
+      end -= size
+      let read = chunk.withUnsafeMutableBytes { pread(fd.rawValue, $0.baseAddress, size, off_t(end)) }
+      guard read == size else { break }
+      collected.insert(contentsOf: chunk[0..<size], at: 0)
+    }
+    var lines = collected.split(separator: 10, omittingEmptySubsequences: false).map {
+      String(decoding: $0, as: UTF8.self)
+    }
+    if lines.last == "" { lines.removeLast() }
+    return Array(lines.suffix(count))
+  }
+
+  /// Follows files as they grow, across rotation (a renamed file is read to its
+  /// end before the new one is opened), calling `emit` with each complete line.
+  /// Returns only when `emit` returns false.
+  public static func follow(_ sources: [(label: String, path: String)], emit: (String, String) -> Bool) {
+    struct Followed {
+      var label: String
+      var path: String
+      var fd: FileDescriptor?
+      var inode: ino_t = 0
+      var partial: [UInt8] = []
+    }
+    var followed = sources.map { source -> Followed in
+      var entry = Followed(label: source.label, path: source.path)
+      if let fd = try? FileDescriptor.open(source.path, O_RDONLY) {
+        var info = stat()
+        fstat(fd.rawValue, &info)
+        lseek(fd.rawValue, 0, SEEK_END)
+        entry.fd = fd
+        entry.inode = info.st_ino
+      }
+      return entry
+    }
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+      for index in followed.indices {
+        // 1. Whatever was appended to the file we have open (even if renamed away).
+        if let fd = followed[index].fd {
+          while true {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd.rawValue, $0.baseAddress, $0.count) }
+            guard count > 0 else { break }
+            followed[index].partial.append(contentsOf: chunk[0..<count])
+          }
+          while let newline = followed[index].partial.firstIndex(of: 10) {
+            let line = String(decoding: followed[index].partial[..<newline], as: UTF8.self)
+            followed[index].partial.removeSubrange(...newline)
+            if !emit(followed[index].label, line) { return }
+          }
+        }
+        // 2. Then, if the path now names another file (rotated or new), switch to it from its start.
+        if let info = fileStatus(followed[index].path), info.st_ino != followed[index].inode
+          || followed[index].fd == nil
+        {
+          followed[index].fd?.close()
+          followed[index].fd = try? FileDescriptor.open(followed[index].path, O_RDONLY)
+          followed[index].inode = info.st_ino
+        }
+      }
+      usleep(100_000)
+    }
+  }
+}

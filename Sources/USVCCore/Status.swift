@@ -1,0 +1,105 @@
+import Glibc
+import USVCSys
+
+/// One job's line of `usvc status`, with every figure of `--json`.
+public struct JobStatus: Sendable {
+  public var name: String
+  public var group: String
+  public var state: JobState
+  public var pid: pid_t?
+  public var kernelState: Character?
+  /// Seconds in the current state: up while running, down otherwise.
+  public var seconds: Double
+  public var run: RunState
+  public var cpuPercent: Double
+  public var residentBytes: UInt64
+  public var argv: [String]
+  public var changed: Bool
+  public var desiredRunning: Bool
+}
+
+/// Everything one `usvc status` prints for this host.
+public struct HostStatus: Sendable {
+  public var host: String
+  public var system: SystemFigures
+  public var cpuPercent: Double
+  public var jobs: [JobStatus]
+  /// How cpu % was measured: since the previous status call, or since boot / process start.
+  public var cpuSince: String
+}
+
+extension Supervisor {
+  /// Reads /proc once and every job's state file, and builds the status of `names`.
+  public func status(_ names: [String]) -> HostStatus {
+    let system = SystemFigures.read()
+    let now = monotonicClock()
+    let samplePath = home.path + "/run/status.sample"
+    let previous = CPUSample.load(samplePath)
+    // A baseline younger than 50 ms says little: use lifetime figures instead.
+    let baseline = previous.flatMap { now - $0.time >= 0.05 && now - $0.time < 3600 ? $0 : nil }
+    var sample = CPUSample(time: now, busy: system.cpuBusy, total: system.cpuTotal)
+    let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
+    let pageSize = UInt64(sysconf(Int32(_SC_PAGESIZE)))
+
+    var cpuPercent: Double
+    if let baseline, system.cpuTotal > baseline.total {
+      cpuPercent = Double(system.cpuBusy &- baseline.busy) * 100 / Double(system.cpuTotal - baseline.total)
+    } else {
+      cpuPercent = system.cpuTotal == 0 ? 0 : Double(system.cpuBusy) * 100 / Double(system.cpuTotal)
+    }
+    cpuPercent = min(100, max(0, cpuPercent))
+
+    let views = names.map(view)
+    // Group members by process group, from one pass over /proc, only when a job runs.
+    var groups: [pid_t: [ProcStat]] = [:]
+    if views.contains(where: { $0.pid != nil }) {
+      for process in ProcStat.all() { groups[process.processGroup, default: []].append(process) }
+    }
+    let wall = wallClock()
+    var jobs: [JobStatus] = []
+    for job in views {
+      let state = job.state
+      var status = JobStatus(
+        name: job.name, group: job.spec?.group ?? Names.split(job: job.name)?.group ?? job.name,
+        state: state, pid: nil, kernelState: nil,
+        seconds: max(0, wall - (state == .running ? job.run.started : job.run.since)),
+        run: job.run, cpuPercent: 0, residentBytes: 0, argv: job.spec?.argv ?? [],
+        changed: false, desiredRunning: job.spec?.desiredRunning ?? true)
+      if state == .running || state == .stopping, let pid = job.pid, let members = groups[pid],
+        let main = members.first(where: { $0.pid == pid })
+      {
+        status.pid = pid
+        status.kernelState = main.state
+        let ticks = members.reduce(0) { $0 + $1.cpuTicks }
+        status.residentBytes = members.reduce(0) { $0 + $1.residentPages } * pageSize
+        if let baseline, let before = baseline.jobs[job.name], before.pid == pid, before.start == main.startTicks {
+          status.cpuPercent = Double(ticks &- min(before.ticks, ticks)) / ticksPerSecond / (now - baseline.time) * 100
+        } else {
+          let age = system.uptimeSeconds - Double(main.startTicks) / ticksPerSecond
+          status.cpuPercent = age > 0 ? Double(ticks) / ticksPerSecond / age * 100 : 0
+        }
+        sample.jobs[job.name] = (pid, main.startTicks, ticks)
+        if let spec = job.spec, let info = fileStatus(spec.command) {
+          let modified = Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
+          status.changed = UInt64(info.st_ino) != job.run.programInode
+            || UInt64(info.st_dev) != job.run.programDevice || modified != job.run.programModified
+        }
+      }
+      jobs.append(status)
+    }
+    // Keep the older baseline while it is still too young to compare against.
+    if baseline != nil || previous == nil || now - (previous?.time ?? 0) >= 0.05 {
+      try? writeFileAtomically(samplePath, Array(sample.encoded().utf8))
+    }
+    return HostStatus(
+      host: hostName(), system: system, cpuPercent: cpuPercent, jobs: jobs,
+      cpuSince: baseline != nil ? "previous-call" : "boot")
+  }
+}
+
+/// This machine's name. C: `gethostname`.
+public func hostName() -> String {
+  var buffer = [CChar](repeating: 0, count: 256)
+  gethostname(&buffer, buffer.count - 1)
+  return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}

@@ -1,0 +1,202 @@
+import USVCSys
+
+/// The text and JSON forms of `usvc status` (SPEC: Status).
+public enum StatusFormat {
+  /// `3d04h`, `2h03m`, `5m12s`, `42s`.
+  public static func duration(_ seconds: Double) -> String {
+    let total = Int(max(0, seconds))
+    let days = total / 86400, hours = total % 86400 / 3600, minutes = total % 3600 / 60, secs = total % 60
+    func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
+    if days > 0 { return "\(days)d\(two(hours))h" }
+    if hours > 0 { return "\(hours)h\(two(minutes))m" }
+    if minutes > 0 { return "\(minutes)m\(two(secs))s" }
+    return "\(secs)s"
+  }
+
+  /// One decimal: `12.4`.
+  public static func decimal(_ value: Double, places: Int = 1) -> String {
+    var factor = 1.0
+    for _ in 0..<places { factor *= 10 }
+    let scaled = Int((value * factor).rounded())
+    let whole = scaled / Int(factor)
+    var fraction = String(abs(scaled) % Int(factor))
+    while fraction.count < places { fraction = "0" + fraction }
+    return places == 0 ? "\(whole)" : "\(scaled < 0 && whole == 0 ? "-" : "")\(whole).\(fraction)"
+  }
+
+  /// `812K`, `12.4M`, `1.2G`.
+  public static func bytes(_ value: UInt64) -> String {
+    let kib = Double(value) / 1024
+    if kib < 1000 { return "\(Int(kib.rounded()))K" }
+    if kib < 1000 * 1024 { return decimal(kib / 1024) + "M" }
+    return decimal(kib / 1024 / 1024) + "G"
+  }
+
+  /// A command line for one line of text: words with spaces or quotes are
+  /// single-quoted, control characters made visible, so it stays one line.
+  public static func commandLine(_ argv: [String]) -> String {
+    argv.map { word in
+      var shown = ""
+      for scalar in word.unicodeScalars {
+        switch scalar {
+        case "\n": shown += "\\n"
+        case "\t": shown += "\\t"
+        case _ where scalar.value < 0x20 || scalar.value == 0x7f:
+          shown += "\\x" + String(scalar.value, radix: 16)
+        default: shown.unicodeScalars.append(scalar)
+        }
+      }
+      let plain = !shown.isEmpty && shown.unicodeScalars.allSatisfy {
+        $0.properties.isAlphabetic || $0.properties.numericType != nil || "/._-+=:,@%".unicodeScalars.contains($0)
+      }
+      return plain ? shown : "'" + shown.replacing("'", with: "'\\''") + "'"
+    }.joined(separator: " ")
+  }
+
+  static let stateOrder: [JobState] = [.running, .starting, .waiting, .stopping, .stopped, .exited, .failed, .lost]
+
+  public static func systemLine(_ status: HostStatus) -> [String] {
+    let s = status.system
+    var counts = "jobs \(status.jobs.count)"
+    let parts = stateOrder.compactMap { state -> String? in
+      let n = status.jobs.filter { $0.state == state }.count
+      return n > 0 ? "\(n) \(state.rawValue)" : nil
+    }
+    if !parts.isEmpty { counts += ": " + parts.joined(separator: ", ") }
+    return [
+      status.host, "system", "up " + duration(s.uptimeSeconds),
+      "load \(decimal(s.load.0, places: 2)) \(decimal(s.load.1, places: 2)) \(decimal(s.load.2, places: 2))",
+      "cpus \(s.cpus)", "cpu \(Int(status.cpuPercent.rounded()))%", "mem \(decimal(s.memoryPercent))%",
+      "swap \(decimal(s.swapPercent))%", counts,
+    ]
+  }
+
+  public static func jobFields(_ job: JobStatus, host: String) -> [String] {
+    let time = (job.state == .running ? "up " : "down ") + duration(job.seconds)
+    return [
+      host, job.name, job.group, job.state.rawValue, job.pid.map { "pid \($0)" } ?? "pid -",
+      job.kernelState.map { String($0) } ?? "-", time, "restarts \(job.run.restarts)",
+      "exit \(job.run.lastExit)", "cpu \(decimal(job.cpuPercent))%",
+      "mem " + (job.pid == nil ? "-" : bytes(job.residentBytes)),
+      commandLine(job.argv) + (job.changed ? "  changed" : ""),
+    ]
+  }
+
+  /// The text form: system line, then job lines with their columns lined up.
+  public static func text(_ status: HostStatus, systemOnly: Bool, color: Bool) -> String {
+    var output = systemLine(status).joined(separator: "  ") + "\n"
+    if systemOnly { return output }
+    let rows = status.jobs.map { jobFields($0, host: status.host) }
+    guard let columns = rows.first?.count else { return output }
+    var widths = [Int](repeating: 0, count: columns)
+    for row in rows { for (index, field) in row.enumerated() { widths[index] = max(widths[index], field.count) } }
+    for (row, job) in zip(rows, status.jobs) {
+      var line = ""
+      for (index, field) in row.enumerated() {
+        var cell = index == columns - 1 ? field : field + String(repeating: " ", count: widths[index] - field.count)
+        if color && index == 3 { cell = colored(cell, job.state) }
+        line += (index == 0 ? "" : "  ") + cell
+      }
+      output += line + "\n"
+    }
+    return output
+  }
+
+  static func colored(_ text: String, _ state: JobState) -> String {
+    let code: String
+    switch state {
+    case .running: code = "32"
+    case .starting, .waiting, .stopping: code = "33"
+    case .failed, .lost: code = "31"
+    case .stopped, .exited: code = "2"
+    }
+    return "\u{1b}[\(code)m\(text)\u{1b}[0m"
+  }
+
+  /// One JSON object (one line) for this host.
+  public static func json(_ status: HostStatus, systemOnly: Bool) -> String {
+    let s = status.system
+    var counts: [(String, JSON)] = []
+    for state in stateOrder { counts.append((state.rawValue, .number(Double(status.jobs.filter { $0.state == state }.count)))) }
+    let system: JSON = .object([
+      ("uptime_seconds", .number(s.uptimeSeconds.rounded())),
+      ("load", .array([.number(s.load.0), .number(s.load.1), .number(s.load.2)])),
+      ("cpus", .number(Double(s.cpus))), ("cpu_percent", .number(rounded(status.cpuPercent))),
+      ("cpu_since", .string(status.cpuSince)),
+      ("mem_percent", .number(rounded(s.memoryPercent))), ("mem_total_bytes", .number(Double(s.memoryTotal))),
+      ("mem_available_bytes", .number(Double(s.memoryAvailable))), ("swap_percent", .number(rounded(s.swapPercent))),
+      ("jobs", .number(Double(status.jobs.count))), ("job_states", .object(counts)),
+    ])
+    var fields: [(String, JSON)] = [("host", .string(status.host)), ("system", system)]
+    if !systemOnly { fields.append(("jobs", .array(status.jobs.map(jobJSON)))) }
+    return JSON.object(fields).encoded()
+  }
+
+  static func rounded(_ value: Double) -> Double { (value * 10).rounded() / 10 }
+
+  static func jobJSON(_ job: JobStatus) -> JSON {
+    let r = job.run
+    return .object([
+      ("name", .string(job.name)), ("group", .string(job.group)), ("state", .string(job.state.rawValue)),
+      ("desired", .string(job.desiredRunning ? "running" : "stopped")),
+      ("pid", job.pid.map { .number(Double($0)) } ?? .null),
+      ("kernel_state", job.kernelState.map { .string(String($0)) } ?? .null),
+      ("up_seconds", job.state == .running ? .number(job.seconds.rounded()) : .null),
+      ("down_seconds", job.state == .running ? .null : .number(job.seconds.rounded())),
+      ("restarts", .number(Double(r.restarts))), ("last_exit", r.lastExit == "-" ? .null : .string(r.lastExit)),
+      ("cpu_percent", .number(rounded(job.cpuPercent))), ("rss_bytes", .number(Double(job.residentBytes))),
+      ("command", .array(job.argv.map { .string($0) })), ("changed", .bool(job.changed)),
+      ("runs", .number(Double(r.runs))), ("failures", .number(Double(r.failures))),
+      ("last_run_seconds", .number(rounded(r.lastRunSeconds))),
+      ("average_run_seconds", .number(rounded(r.averageRunSeconds))),
+      ("quick_deaths", .number(Double(r.quickDeaths))),
+      ("started", r.started > 0 ? .string(isoTime(r.started)) : .null),
+      ("since", r.since > 0 ? .string(isoTime(r.since)) : .null),
+      ("retry_at", r.retryAt > 0 && job.state == .waiting ? .string(isoTime(r.retryAt)) : .null),
+      ("reason", r.reason.isEmpty ? .null : .string(r.reason)),
+      ("runner_pid", r.runner > 0 && job.state != .lost ? .number(Double(r.runner)) : .null),
+    ])
+  }
+}
+
+/// Just enough JSON to write status lines: ordered keys, correct escaping.
+public indirect enum JSON: Sendable {
+  case null
+  case bool(Bool)
+  case number(Double)
+  case string(String)
+  case array([JSON])
+  case object([(String, JSON)])
+
+  public func encoded() -> String {
+    switch self {
+    case .null: return "null"
+    case .bool(let value): return value ? "true" : "false"
+    case .number(let value):
+      if value.isFinite && value == value.rounded() && abs(value) < 1e15 { return String(Int64(value)) }
+      return value.isFinite ? String(value) : "null"
+    case .string(let value): return JSON.quote(value)
+    case .array(let items): return "[" + items.map { $0.encoded() }.joined(separator: ",") + "]"
+    case .object(let fields):
+      return "{" + fields.map { JSON.quote($0.0) + ":" + $0.1.encoded() }.joined(separator: ",") + "}"
+    }
+  }
+
+  static func quote(_ text: String) -> String {
+    var result = "\""
+    for scalar in text.unicodeScalars {
+      switch scalar {
+      case "\"": result += "\\\""
+      case "\\": result += "\\\\"
+      case "\n": result += "\\n"
+      case "\r": result += "\\r"
+      case "\t": result += "\\t"
+      case _ where scalar.value < 0x20 || scalar.value == 0x7f:
+        let hex = String(scalar.value, radix: 16)
+        result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+      default: result.unicodeScalars.append(scalar)
+      }
+    }
+    return result + "\""
+  }
+}

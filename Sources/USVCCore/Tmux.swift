@@ -1,0 +1,144 @@
+import Glibc
+import USVCSys
+
+/// usvc's private tmux server: session `usvc`, one window per job (SPEC: Files).
+///
+/// Nothing a user typed reaches a shell or tmux's command parser: programs are
+/// started with `--` and at least two words (one word goes through `sh -c`),
+/// an argument ending in `;` is escaped, `#` in window names is doubled, and
+/// windows are targeted by id, never by a name tmux could prefix-match
+/// (PLATFORM-NOTES: tmux 3.3a from a program).
+public struct Tmux: Sendable {
+  public let home: Home
+  public let socket: String
+  /// usvc-runner, installed next to usvc.
+  public let runner: String
+  let environment: [String]
+
+  public init(home: Home, runner: String, environment: [String]) throws(UsvcError) {
+    self.home = home
+    self.runner = runner
+    // Inside tmux, TMUX would make tmux talk to the user's own server.
+    self.environment = environment.filter { !$0.hasPrefix("TMUX=") && !$0.hasPrefix("TMUX_PANE=") }
+    self.socket = try Tmux.socketPath(for: home)
+  }
+
+  /// `USVC_HOME/tmux.sock`, or, when that is longer than a Unix socket path may
+  /// be (107 bytes), a private one in `/tmp/usvc-UID/` named by a hash of the home.
+  static func socketPath(for home: Home) throws(UsvcError) -> String {
+    let preferred = home.path + "/tmux.sock"
+    if preferred.utf8.count <= 107 { return preferred }
+    let folder = "/tmp/usvc-\(geteuid())"
+    if mkdir(folder, 0o700) != 0 && errno != EEXIST {
+      throw .badHome("cannot create \(folder) for the tmux socket: \(Errno.current)")
+    }
+    var info = stat()
+    guard lstat(folder, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, info.st_uid == geteuid(),
+      info.st_mode & 0o077 == 0
+    else {
+      throw .badHome("\(folder) (for the tmux socket, as \(preferred) is too long) is not a private directory of yours")
+    }
+    // FNV-1a of the home path: stable, and distinct homes get distinct sockets.
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in home.path.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+    return folder + "/" + String(hash, radix: 16) + ".sock"
+  }
+
+  /// The file usvc's server is started with, so the user's ~/.tmux.conf never applies.
+  var configPath: String { home.path + "/tmux.conf" }
+
+  /// Runs one tmux command against usvc's server.
+  @discardableResult
+  func run(_ arguments: [String]) throws(UsvcError) -> CapturedRun {
+    do {
+      return try runCapturing(["tmux", "-S", socket, "-f", configPath] + arguments, environment: environment)
+    } catch {
+      throw .tmux("cannot run tmux: \(error) (is tmux installed?)")
+    }
+  }
+
+  /// Whether the server runs and has usvc's session.
+  public func isRunning() -> Bool {
+    (try? run(["has-session", "-t", "=usvc"]))?.status.isSuccess ?? false
+  }
+
+  /// Starts the server with the `usvc` console window, unless it runs already.
+  public func ensureServer() throws(UsvcError) {
+    if isRunning() { return }
+    do {
+      try writeFileAtomically(configPath, Array(TmuxConfig.text.utf8))
+    } catch {
+      throw .tmux("cannot write \(configPath): \(error)")
+    }
+    let result = try run(["new-session", "-d", "-s", "usvc", "-n", "usvc", "-x", "200", "-y", "50", "--", Tmux.escaped(runner), "--console"])
+    // Another usvc may have started it in the meantime: that is fine too.
+    if !result.status.isSuccess && !isRunning() {
+      throw .tmux("cannot start the server: \(result.errorOutput.trimmed)")
+    }
+  }
+
+  /// Opens the window of job `name` running its runner; returns the runner's pid.
+  public func openWindow(_ name: String) throws(UsvcError) -> pid_t {
+    let result = try run([
+      "new-window", "-d", "-t", "=usvc:", "-n", name.replacing("#", with: "##"), "-P", "-F", "#{pane_pid}",
+      "--", Tmux.escaped(runner), Tmux.escaped(home.path), Tmux.escaped(name),
+    ])
+    guard result.status.isSuccess, let pid = pid_t(result.output.trimmed) else {
+      throw .tmux("cannot open a window for \(name): \(result.errorOutput.trimmed)")
+    }
+    return pid
+  }
+
+  /// Window id by window name, for every window of the session.
+  public func windows() -> [String: String] {
+    guard let result = try? run(["list-windows", "-t", "=usvc", "-F", "#{window_id} #{window_name}"]),
+      result.status.isSuccess
+    else { return [:] }
+    var windows: [String: String] = [:]
+    for line in result.output.split(separator: "\n") {
+      guard let space = line.firstIndex(of: " ") else { continue }
+      windows[String(line[line.index(after: space)...])] = String(line[..<space])
+    }
+    return windows
+  }
+
+  /// Closes the window of job `name`, if it has one.
+  public func closeWindow(_ name: String) {
+    if let id = windows()[name] { _ = try? run(["kill-window", "-t", id]) }
+  }
+
+  /// Ends the server and with it every window.
+  public func killServer() {
+    _ = try? run(["kill-server"])
+  }
+
+  /// Replaces this process with `tmux attach`, on job `name`'s window or the session.
+  public func attach(_ name: String?) throws(UsvcError) -> Never {
+    guard isRunning() else { throw .tmux("no usvc tmux server is running (start a job first)") }
+    if let name {
+      guard let id = windows()[name] else { throw .tmux("\(name) has no window (is it running?)") }
+      try run(["select-window", "-t", id])
+    }
+    let searchPath = environment.first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? "/usr/bin:/bin"
+    let program = try Commands.resolve("tmux", searchPath: searchPath, directory: "/")
+    let argv = [program, "-S", socket, "-f", configPath, "attach-session", "-t", "=usvc"]
+    _ = withCStrings(argv) { argvPointers in
+      withCStrings(environment) { envPointers in execve(program, argvPointers, envPointers) }
+    }
+    throw .system("cannot run tmux", Errno.current)
+  }
+
+  /// An argument safe after `--`: tmux ends a command at an unescaped trailing `;`.
+  static func escaped(_ argument: String) -> String {
+    argument.hasSuffix(";") ? String(argument.dropLast()) + "\\;" : argument
+  }
+}
+
+extension String {
+  var trimmed: String {
+    var text = self[...]
+    while let last = text.last, last.isWhitespace { text.removeLast() }
+    while let first = text.first, first.isWhitespace { text.removeFirst() }
+    return String(text)
+  }
+}

@@ -1,0 +1,318 @@
+import CShims
+import Glibc
+import USVCSys
+
+/// Runs one job: the executor of `RunnerMachine`. Lives in the job's tmux pane,
+/// gives the job a terminal of its own, copies every byte the job prints to
+/// the pane and to the log, and publishes `run/NAME.state` after every change.
+///
+/// Single-threaded: signals stay blocked and arrive through a signalfd, so the
+/// only place anything happens is the `poll` in `run()` (runit and s6 style).
+public struct Runner {
+  let paths: JobPaths
+  var spec: JobSpec
+  var machine: RunnerMachine
+  var published = RunState()
+  var log: LogFile
+  let signals: FileDescriptor
+  let master: FileDescriptor
+  /// Kept open so the terminal survives between runs; also the path each run opens.
+  let slave: FileDescriptor
+  let slavePath: String
+  var paneOpen = true
+  /// Monotonic time the current run began.
+  var runBegan: Double = 0
+  /// Whether the last byte written to the log was the end of a line.
+  var atLineStart = true
+  var buffer = [UInt8](repeating: 0, count: 65536)
+
+  /// Sets up everything, or prints why it cannot and returns nil.
+  public init?(home: String, name: String) {
+    paths = JobPaths(home: home, name: name)
+    // 1. Signals first, so nothing that arrives during set-up is lost or fatal.
+    let handled = SignalSet([.child, .terminate, .interrupt, .hangup, .windowChanged, .pipe,
+                              Signal(rawValue: SIGQUIT), Signal(rawValue: SIGTSTP)])
+    handled.block()
+    var mask = handled.raw
+    signals = FileDescriptor(rawValue: usvc_signalfd(&mask))
+    umask(0o077)
+
+    // 2. One runner per job: the lock is also how the CLI tells the runner is alive.
+    guard paths.lockAsRunner() else {
+      Runner.say("usvc-runner \(name): another runner holds \(paths.lock)")
+      return nil
+    }
+    guard let bytes = readFile(paths.spec), let spec = JobSpec(decoding: bytes) else {
+      Runner.say("usvc-runner \(name): fatal: unable to read \(paths.spec)")
+      return nil
+    }
+    self.spec = spec
+
+    // 3. What an earlier runner of this job left: counters, and perhaps processes
+    //    (it was killed): those go, so a job never runs twice.
+    if let text = readTextFile(paths.state) {
+      published = RunState(decoding: text)
+      JobPaths.killLeftovers(of: published)
+    }
+    machine = RunnerMachine(spec: spec, quickDeaths: 0)
+    published.runner = getpid()
+    published.reason = ""
+    _ = usvc_set_child_subreaper()
+
+    // 4. The job's own terminal, shaped like the pane but without ONLCR, so the
+    //    log gets the bytes the job wrote; the pane's own ONLCR still applies.
+    var attributes = termios()
+    var size = winsize(ws_row: 24, ws_col: 80, ws_xpixel: 0, ws_ypixel: 0)
+    let paneIsTerminal = isatty(0) == 1
+    if paneIsTerminal {
+      tcgetattr(0, &attributes)
+      _ = usvc_get_winsize(0, &size)
+      var pane = attributes
+      // Keys typed in the pane go to the job as bytes; the job's terminal makes signals of them.
+      pane.c_lflag &= ~tcflag_t(ICANON | ECHO | ISIG | IEXTEN)
+      pane.c_iflag &= ~tcflag_t(IXON | ICRNL | INLCR | IGNCR)
+      tcsetattr(0, TCSANOW, &pane)
+    }
+    var masterFD: Int32 = -1
+    var slaveFD: Int32 = -1
+    var name = [CChar](repeating: 0, count: 128)
+    let opened = paneIsTerminal
+      ? withUnsafePointer(to: &attributes) { usvc_openpty(&masterFD, &slaveFD, &name, 128, $0, &size) }
+      : usvc_openpty(&masterFD, &slaveFD, &name, 128, nil, &size)
+    guard opened == 0 else {
+      Runner.say("usvc-runner \(paths.name): fatal: unable to open a terminal: \(Errno.current)")
+      return nil
+    }
+    var jobAttributes = termios()
+    tcgetattr(slaveFD, &jobAttributes)
+    jobAttributes.c_oflag &= ~tcflag_t(ONLCR)
+    tcsetattr(slaveFD, TCSANOW, &jobAttributes)
+    master = FileDescriptor(rawValue: masterFD)
+    slave = FileDescriptor(rawValue: slaveFD)
+    slavePath = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    master.setNonBlocking()
+    log = LogFile(path: paths.log, maxBytes: spec.logMaxBytes, keep: spec.logKeep)
+  }
+
+  /// Runs until the job is stopped, exits for good, or its terminal is gone.
+  public mutating func run() -> Never {
+    perform(machine.handle(.deadline, now: monotonicClock()) + [.spawn])
+    while true {
+      if case .finished(let final) = machine.state { finish(final) }
+      waitForSomething()
+    }
+  }
+
+  /// One `poll` on the signals, the job's output and the pane's input, until
+  /// the machine's next deadline.
+  mutating func waitForSomething() {
+    var fds = [
+      pollfd(fd: signals.rawValue, events: Int16(POLLIN), revents: 0),
+      pollfd(fd: master.rawValue, events: Int16(POLLIN), revents: 0),
+      pollfd(fd: paneOpen ? 0 : -1, events: Int16(POLLIN), revents: 0),
+    ]
+    var timeout: Int32 = -1
+    if let deadline = machine.deadline {
+      timeout = Int32(max(0, min(3_600_000, ((deadline - monotonicClock()) * 1000).rounded(.up))))
+    }
+    let ready = poll(&fds, 3, timeout)
+    if ready < 0 && errno != EINTR {
+      Runner.say("usvc-runner \(paths.name): fatal: poll: \(Errno.current)")
+      exit(1)
+    }
+    if fds[1].revents != 0 { pumpOutput() }
+    if fds[2].revents != 0 { forwardInput() }
+    if fds[0].revents != 0 { handleSignals() }
+    if let deadline = machine.deadline, monotonicClock() >= deadline {
+      perform(machine.handle(.deadline, now: monotonicClock()))
+    }
+  }
+
+  mutating func handleSignals() {
+    var childEnded = false
+    while true {
+      let number = usvc_signalfd_read(signals.rawValue)
+      if number == 0 { break }
+      switch number {
+      case SIGCHLD: childEnded = true
+      case SIGTERM, SIGINT, SIGQUIT: perform(machine.handle(.stopRequested, now: monotonicClock()))
+      case SIGHUP:
+        paneOpen = false
+        perform(machine.handle(.hangup, now: monotonicClock()))
+      case SIGWINCH:
+        var size = winsize()
+        if usvc_get_winsize(0, &size) == 0 { _ = usvc_set_winsize(master.rawValue, &size) }
+      default: break  // SIGPIPE, SIGTSTP: nothing to do, blocked so they do no harm.
+      }
+    }
+    if childEnded { reapChildren() }
+  }
+
+  /// SIGCHLD coalesces: reap until nothing is left to reap.
+  mutating func reapChildren() {
+    while let (pid, status) = reapAnyChild() {
+      guard pid == mainPid else { continue }  // A straggler of the job.
+      // Output the job wrote before it ended comes before the line saying so.
+      pumpOutput()
+      let ranFor = monotonicClock() - runBegan
+      published.runs += 1
+      if !status.isSuccess { published.failures += 1 }
+      published.lastExit = status.description
+      published.lastRunSeconds = ranFor
+      published.totalRunSeconds += ranFor
+      published.pid = 0
+      Events.append(home: paths.home, job: paths.name, event: "exited", detail: "\(status) after \(format(ranFor))")
+      perform(machine.handle(.childExited(status, ranFor: ranFor), now: monotonicClock()))
+    }
+    if case .stopping = machine.state, !hasChildren() {
+      perform(machine.handle(.allGone, now: monotonicClock()))
+    }
+  }
+
+  var mainPid: pid_t {
+    switch machine.state {
+    case .running(let pid, _): return pid
+    case .stopping(let pid, _, _): return pid
+    case .starting, .waiting, .finished: return 0
+    }
+  }
+
+  mutating func perform(_ actions: [RunnerMachine.Action]) {
+    for action in actions {
+      switch action {
+      case .spawn: spawnJob()
+      case .log(let text): say(text)
+      case .signalJob(let signal):
+        signalJob(signal)
+        signalJob(.continue)
+      case .killJob: signalJob(.kill)
+      }
+    }
+    publish()
+  }
+
+  /// Signals the job's process group and every other descendant of the runner
+  /// (a double-forked child that left the group is reparented to us: subreaper).
+  func signalJob(_ signal: Signal) {
+    if published.pid > 1 { try? signal.send(toGroup: published.pid) }
+    for process in ProcStat.descendants(of: getpid(), in: ProcStat.all()) {
+      try? signal.send(to: process.pid)
+    }
+  }
+
+  mutating func spawnJob() {
+    if let bytes = readFile(paths.spec), let fresh = JobSpec(decoding: bytes) { spec = fresh }
+    let now = monotonicClock()
+    if published.started > 0 { published.restarts += 1 }
+    published.started = wallClock()
+    if let info = fileStatus(spec.command) {
+      published.programDevice = UInt64(info.st_dev)
+      published.programInode = UInt64(info.st_ino)
+      published.programModified = Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
+    }
+    let previousMask = umask(spec.umask)
+    defer { umask(previousMask) }
+    do {
+      let pid = try spawn(
+        spec.argv, environment: spec.environment, directory: spec.directory, newSession: true,
+        actions: [.open(slavePath, as: 0, flags: O_RDWR), .duplicate(0, as: 1), .duplicate(0, as: 2),
+                  .closeFrom(3)])
+      runBegan = now
+      published.pid = pid
+      published.pidStart = ProcStat.read(pid)?.startTicks ?? 0
+      perform(machine.handle(.spawned(pid: pid), now: now))
+    } catch {
+      published.reason = "\(spec.command): \(error)"
+      perform(machine.handle(.spawnFailed(reason: published.reason), now: now))
+    }
+  }
+
+  /// Copies what the job printed to the pane and the log.
+  mutating func pumpOutput() {
+    while true {
+      let count = buffer.withUnsafeMutableBytes { Glibc.read(master.rawValue, $0.baseAddress, $0.count) }
+      guard count > 0 else { return }
+      buffer.withUnsafeBytes { raw in
+        let bytes = UnsafeRawBufferPointer(rebasing: raw[0..<count])
+        if paneOpen { try? FileDescriptor.standardOutput.writeAll(bytes) }
+        if let error = log.append(bytes) {
+          toPane("\n[usvc] cannot write \(paths.log): \(error); the job goes on, shown here only\n")
+        }
+      }
+      atLineStart = buffer[count - 1] == UInt8(ascii: "\n")
+    }
+  }
+
+  /// Keys typed in the pane (through `usvc attach`) go to the job's terminal.
+  mutating func forwardInput() {
+    let count = buffer.withUnsafeMutableBytes { Glibc.read(0, $0.baseAddress, $0.count) }
+    if count <= 0 {
+      if count == 0 || (errno != EINTR && errno != EAGAIN) { paneOpen = false }
+      return
+    }
+    buffer.withUnsafeBytes { raw in
+      try? master.writeAll(UnsafeRawBufferPointer(rebasing: raw[0..<count]))
+    }
+  }
+
+  /// One `[usvc] …` line, to the pane and the log, starting on a line of its own.
+  mutating func say(_ text: String) {
+    let line = (atLineStart ? "" : "\n") + "[usvc] " + text + "\n"
+    atLineStart = true
+    toPane(line)
+    var bytes = Array(line.utf8)
+    if let error = bytes.withUnsafeBytes({ log.append($0) }) {
+      toPane("[usvc] cannot write \(paths.log): \(error); the job goes on, shown here only\n")
+    }
+    _ = bytes.removeLast()
+  }
+
+  func toPane(_ text: String) {
+    if paneOpen { try? FileDescriptor.standardOutput.writeAll(text) }
+  }
+
+  static func say(_ line: String) { printError(line) }
+
+  mutating func publish() {
+    let state = machine.jobState
+    var next = published
+    next.state = state
+    next.quickDeaths = machine.quickDeaths
+    if case .waiting(let until) = machine.state {
+      next.retryAt = wallClock() + (until - monotonicClock())
+      next.reason = "back-off after \(machine.quickDeaths) quick death\(machine.quickDeaths == 1 ? "" : "s")"
+    } else if state != .failed {
+      next.retryAt = 0
+      if state != .lost { next.reason = "" }
+    }
+    if state == .lost { next.reason = "the terminal (tmux window or server) went away" }
+    if next.state != published.state || published.since == 0 { next.since = wallClock() }
+    if next == published { return }
+    if next.state != published.state || next.pid != published.pid { announce(next) }
+    published = next
+    try? writeFileAtomically(paths.state, Array(published.encoded().utf8))
+  }
+
+  /// Appends the event for a new state to `events.log`.
+  func announce(_ next: RunState) {
+    let detail: String
+    switch next.state {
+    case .running: detail = "pid \(next.pid)"
+    case .waiting: detail = "restart in \(format(next.retryAt - wallClock())) (\(next.reason))"
+    case .failed, .lost: detail = next.reason
+    case .stopped: detail = "last exit \(next.lastExit)"
+    case .starting, .stopping, .exited: return
+    }
+    Events.append(home: paths.home, job: paths.name, event: next.state == .running ? "started" : next.state.rawValue, detail: detail)
+  }
+
+  /// Publishes the final state once no process of the job is left, then exits.
+  func finish(_ final: JobState) -> Never {
+    // Whatever was killed on the way out is reaped here, so nothing is left a zombie.
+    while hasChildren() {
+      var status: Int32 = 0
+      if waitpid(-1, &status, 0) < 0 && errno != EINTR { break }
+    }
+    exit(0)
+  }
+}

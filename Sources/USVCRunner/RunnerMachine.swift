@@ -1,0 +1,187 @@
+import USVCSys
+
+/// The runner's state machine, after s6-supervise: every (state, event) pair is
+/// written down, no `default`, so a new case does not compile until handled.
+/// Pure: time comes in with the event, effects go out as actions.
+public struct RunnerMachine: Sendable {
+  public enum State: Equatable, Sendable {
+    /// About to run the program.
+    case starting
+    /// The program runs as `pid` since `since` (monotonic seconds).
+    case running(pid: Int32, since: Double)
+    /// In back-off until `until`.
+    case waiting(until: Double)
+    /// Stop sent; `pid` is the main process still to be reaped (0 once it
+    /// was), SIGKILL goes out at `killAt`, `final` is what the job becomes.
+    case stopping(pid: Int32, killAt: Double, final: JobState)
+    /// The runner is done and exits; `final` is stopped, exited, failed or lost.
+    case finished(JobState)
+  }
+
+  public enum Event: Equatable, Sendable {
+    case spawned(pid: Int32)
+    case spawnFailed(reason: String)
+    /// The main process ended after running `ranFor` seconds.
+    case childExited(TerminationStatus, ranFor: Double)
+    /// `usvc stop` (SIGTERM to the runner).
+    case stopRequested
+    /// The pane's terminal hung up: the tmux server or window is gone.
+    case hangup
+    /// The earliest deadline of the current state has passed.
+    case deadline
+    /// No child process of the runner is left.
+    case allGone
+  }
+
+  public enum Action: Equatable, Sendable {
+    case spawn
+    /// The stop signal (then SIGCONT, so a stopped process can act on it) to the whole job.
+    case signalJob(Signal)
+    /// SIGKILL to every process left of the job.
+    case killJob
+    case log(String)
+  }
+
+  public var state: State = .starting
+  public var quickDeaths = 0
+  public let restart: RestartPolicy
+  public let stopSignal: Signal
+  public let stopTimeout: Double
+  public let stableAfter: Double
+  public let backoffMax: Double
+
+  public init(spec: JobSpec, quickDeaths: Int = 0) {
+    restart = spec.restart
+    stopSignal = spec.stopSignal
+    stopTimeout = spec.stopTimeout
+    stableAfter = spec.stableAfter
+    backoffMax = spec.backoffMax
+    self.quickDeaths = quickDeaths
+  }
+
+  /// The k-th quick death in a row waits min(backoff-max, 2^(k-1)) seconds.
+  public func backoff(forQuickDeath k: Int) -> Double {
+    min(backoffMax, Double(1 << min(max(k - 1, 0), 30)))
+  }
+
+  /// When `deadline` is due, or nil when the state has none.
+  public var deadline: Double? {
+    switch state {
+    case .waiting(let until): return until
+    case .stopping(_, let killAt, _): return killAt.isFinite ? killAt : nil
+    case .starting, .running, .finished: return nil
+    }
+  }
+
+  /// The state as SPEC names it.
+  public var jobState: JobState {
+    switch state {
+    case .starting: return .starting
+    case .running: return .running
+    case .waiting: return .waiting
+    case .stopping: return .stopping
+    case .finished(let final): return final
+    }
+  }
+
+  public mutating func handle(_ event: Event, now: Double) -> [Action] {
+    switch (state, event) {
+    case (.starting, .spawned(let pid)):
+      state = .running(pid: pid, since: now)
+      return [.log("started pid \(pid)")]
+    case (.starting, .spawnFailed(let reason)):
+      state = .finished(.failed)
+      return [.log("cannot run the program: \(reason)")]
+    case (.starting, .stopRequested):
+      state = .finished(.stopped)
+      return []
+    case (.starting, .hangup):
+      state = .finished(.lost)
+      return []
+    case (.starting, .childExited), (.starting, .deadline), (.starting, .allGone):
+      return []
+
+    case (.running(let pid, _), .stopRequested):
+      state = .stopping(pid: pid, killAt: now + stopTimeout, final: .stopped)
+      return [.log("stopping: \(stopSignal) to the job"), .signalJob(stopSignal)]
+    case (.running(let pid, _), .hangup):
+      state = .stopping(pid: pid, killAt: now + stopTimeout, final: .lost)
+      return [.log("terminal gone: stopping the job"), .signalJob(stopSignal)]
+    case (.running, .childExited(let status, let ranFor)):
+      return ended(status, ranFor: ranFor, now: now)
+    case (.running, .spawned), (.running, .spawnFailed), (.running, .deadline),
+      (.running, .allGone):
+      return []
+
+    case (.waiting(let until), .deadline):
+      guard now >= until else { return [] }
+      state = .starting
+      return [.spawn]
+    case (.waiting, .stopRequested):
+      state = .finished(.stopped)
+      return []
+    case (.waiting, .hangup):
+      state = .finished(.lost)
+      return []
+    case (.waiting, .spawned), (.waiting, .spawnFailed), (.waiting, .childExited),
+      (.waiting, .allGone):
+      return []
+
+    case (.stopping(_, let killAt, let final), .childExited):
+      state = .stopping(pid: 0, killAt: killAt, final: final)
+      return []
+    case (.stopping(let pid, let killAt, let final), .deadline):
+      guard now >= killAt else { return [] }
+      state = .stopping(pid: pid, killAt: .infinity, final: final)
+      return [.log("still running after \(format(stopTimeout)): SIGKILL"), .killJob]
+    case (.stopping(let pid, _, let final), .allGone):
+      guard pid == 0 else { return [] }
+      state = .finished(final)
+      return [.log(final == .lost ? "job stopped: its terminal is gone" : "stopped")]
+    case (.stopping(let pid, let killAt, _), .hangup):
+      state = .stopping(pid: pid, killAt: killAt, final: .lost)
+      return []
+    case (.stopping, .stopRequested), (.stopping, .spawned), (.stopping, .spawnFailed):
+      return []
+
+    case (.finished, _):
+      return []
+    }
+  }
+
+  /// A run ended on its own: restart now, wait, or finish, per policy and back-off.
+  private mutating func ended(_ status: TerminationStatus, ranFor: Double, now: Double) -> [Action]
+  {
+    let how: String
+    switch status {
+    case .exited(let code): how = "exited with code \(code)"
+    case .signaled(let signal): how = "killed by \(signal)"
+    }
+    var actions: [Action] = [.log("\(how) after \(format(ranFor))"), .killJob]
+    guard restart.restarts(after: status) else {
+      state = .finished(.exited)
+      return actions
+    }
+    if ranFor >= stableAfter {
+      quickDeaths = 0
+      state = .starting
+      actions.append(.spawn)
+    } else {
+      quickDeaths += 1
+      let delay = backoff(forQuickDeath: quickDeaths)
+      state = .waiting(until: now + delay)
+      actions.append(.log("quick death \(quickDeaths) in a row: waiting \(format(delay)) before restarting"))
+    }
+    return actions
+  }
+}
+
+/// `0.012s`, `3.4s`, `12s`: a duration for `[usvc]` lines.
+public func format(_ seconds: Double) -> String {
+  if seconds >= 10 || (seconds >= 1 && seconds == seconds.rounded()) { return "\(Int(seconds.rounded()))s" }
+  let millis = Int((seconds * 1000).rounded())
+  let whole = millis / 1000
+  let fraction = millis % 1000
+  let digits = String(fraction)
+  return "\(whole).\(String(repeating: "0", count: 3 - digits.count))\(digits)s"
+}

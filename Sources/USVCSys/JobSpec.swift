@@ -1,0 +1,124 @@
+import Glibc
+
+/// When a job's program is started again after it ended.
+public enum RestartPolicy: String, Sendable, CaseIterable {
+  case always
+  case onFailure = "on-failure"
+  case never
+
+  /// Whether a run that ended with `status` is followed by another.
+  public func restarts(after status: TerminationStatus) -> Bool {
+    switch self {
+    case .always: return true
+    case .onFailure: return !status.isSuccess
+    case .never: return false
+    }
+  }
+}
+
+/// Everything a runner needs to run one job, written by the CLI to
+/// `run/NAME.spec` from the job's conf each time the conf changes, so that the
+/// runner needs no libgit2 (PLATFORM-NOTES: its start-up cost per process).
+///
+/// Format: `key NUL value NUL`, repeated; `arg` and `env` repeat in order.
+public struct JobSpec: Equatable, Sendable {
+  public var name: String
+  public var group: String
+  public var command: String
+  public var arguments: [String] = []
+  public var environment: [String] = []
+  public var directory: String = "/"
+  public var restart: RestartPolicy = .always
+  public var stopSignal: Signal = .terminate
+  public var stopTimeout: Double = 10
+  public var stableAfter: Double = 10
+  public var backoffMax: Double = 300
+  public var logMaxBytes: Int = 10 << 20
+  public var logKeep: Int = 5
+  public var desiredRunning: Bool = true
+  /// The umask of the user who ran `start`, given to the job (usvc itself runs with 077).
+  public var umask: mode_t = 0o022
+
+  public init(name: String, group: String, command: String) {
+    self.name = name
+    self.group = group
+    self.command = command
+  }
+
+  /// The program's argv: the command path, then its arguments.
+  public var argv: [String] { [command] + arguments }
+
+  public func encoded() -> [UInt8] {
+    var out: [UInt8] = []
+    func put(_ key: String, _ value: String) {
+      out.append(contentsOf: key.utf8)
+      out.append(0)
+      out.append(contentsOf: value.utf8)
+      out.append(0)
+    }
+    put("name", name)
+    put("group", group)
+    put("cmd", command)
+    for argument in arguments { put("arg", argument) }
+    for variable in environment { put("env", variable) }
+    put("cwd", directory)
+    put("restart", restart.rawValue)
+    put("stop-signal", String(stopSignal.rawValue))
+    put("stop-timeout", String(stopTimeout))
+    put("stable-after", String(stableAfter))
+    put("backoff-max", String(backoffMax))
+    put("log-max-bytes", String(logMaxBytes))
+    put("log-keep", String(logKeep))
+    put("desired", desiredRunning ? "running" : "stopped")
+    put("umask", String(umask))
+    return out
+  }
+
+  /// Decodes `encoded()`; nil when the bytes are not a spec (truncated, no command).
+  public init?(decoding bytes: [UInt8]) {
+    var fields: [(String, String)] = []
+    var key: String?
+    var start = 0
+    for index in bytes.indices where bytes[index] == 0 {
+      let text = String(decoding: bytes[start..<index], as: UTF8.self)
+      if let pending = key {
+        fields.append((pending, text))
+        key = nil
+      } else {
+        key = text
+      }
+      start = index + 1
+    }
+    guard key == nil, start == bytes.count else { return nil }
+    var name: String?
+    var group: String?
+    var command: String?
+    for (key, value) in fields {
+      switch key {
+      case "name": name = value
+      case "group": group = value
+      case "cmd": command = value
+      default: break
+      }
+    }
+    guard let name, let group, let command else { return nil }
+    self.init(name: name, group: group, command: command)
+    for (key, value) in fields {
+      switch key {
+      case "arg": arguments.append(value)
+      case "env": environment.append(value)
+      case "cwd": directory = value
+      case "restart": restart = RestartPolicy(rawValue: value) ?? .always
+      case "stop-signal": stopSignal = Int32(value).map { Signal(rawValue: $0) } ?? .terminate
+      case "stop-timeout": stopTimeout = Double(value) ?? stopTimeout
+      case "stable-after": stableAfter = Double(value) ?? stableAfter
+      case "backoff-max": backoffMax = Double(value) ?? backoffMax
+      case "log-max-bytes": logMaxBytes = Int(value) ?? logMaxBytes
+      case "log-keep": logKeep = Int(value) ?? logKeep
+      case "desired": desiredRunning = value != "stopped"
+      case "umask": umask = mode_t(value) ?? umask
+      default: break
+      }
+    }
+  }
+}

@@ -1,0 +1,153 @@
+import Glibc
+
+/// The states of SPEC.md, as published in `run/NAME.state`.
+public enum JobState: String, Sendable, CaseIterable {
+  case starting, running, waiting, stopping, stopped, exited, failed, lost
+}
+
+/// The live state of one job, written by its runner to `run/NAME.state`
+/// (atomically, after every change) and read by the CLI.
+///
+/// Format: `key=value` lines; values never hold a newline.
+public struct RunState: Equatable, Sendable {
+  /// The runner's pid (also the tmux pane's pid).
+  public var runner: pid_t = 0
+  public var state: JobState = .starting
+  /// The job's main pid, which is also its process group and session; 0 when none.
+  public var pid: pid_t = 0
+  /// The main process's start time after boot in clock ticks (from /proc), which
+  /// tells it from a later process that got the same pid.
+  public var pidStart: UInt64 = 0
+  /// Wall-clock time of the last state change.
+  public var since: Double = 0
+  /// Wall-clock time the current (or last) run began.
+  public var started: Double = 0
+  /// How many times the program was started again after its first start.
+  public var restarts: Int = 0
+  /// Completed runs, and how many of them ended with a non-zero code or a signal.
+  public var runs: Int = 0
+  public var failures: Int = 0
+  /// `0`, `1`, `SIGKILL`, or `-` before the first exit.
+  public var lastExit: String = "-"
+  public var lastRunSeconds: Double = 0
+  public var totalRunSeconds: Double = 0
+  public var quickDeaths: Int = 0
+  /// While waiting: when the next start is due (wall clock).
+  public var retryAt: Double = 0
+  /// Why the job is waiting, failed or lost; empty otherwise.
+  public var reason: String = ""
+  /// Identity of the program file when the current run began, to report `changed`.
+  public var programDevice: UInt64 = 0
+  public var programInode: UInt64 = 0
+  public var programModified: Double = 0
+
+  public init() {}
+
+  public var averageRunSeconds: Double { runs > 0 ? totalRunSeconds / Double(runs) : 0 }
+
+  public func encoded() -> String {
+    """
+    runner=\(runner)
+    state=\(state.rawValue)
+    pid=\(pid)
+    pid-start=\(pidStart)
+    since=\(since)
+    started=\(started)
+    restarts=\(restarts)
+    runs=\(runs)
+    failures=\(failures)
+    last-exit=\(lastExit)
+    last-run=\(lastRunSeconds)
+    total-run=\(totalRunSeconds)
+    quick-deaths=\(quickDeaths)
+    retry-at=\(retryAt)
+    reason=\(reason.split(whereSeparator: \.isNewline).joined(separator: " "))
+    program-dev=\(programDevice)
+    program-ino=\(programInode)
+    program-mtime=\(programModified)
+
+    """
+  }
+
+  public init(decoding text: String) {
+    for line in text.split(separator: "\n") {
+      guard let equals = line.firstIndex(of: "=") else { continue }
+      let value = String(line[line.index(after: equals)...])
+      switch line[..<equals] {
+      case "runner": runner = pid_t(value) ?? 0
+      case "state": state = JobState(rawValue: value) ?? .lost
+      case "pid": pid = pid_t(value) ?? 0
+      case "pid-start": pidStart = UInt64(value) ?? 0
+      case "since": since = Double(value) ?? 0
+      case "started": started = Double(value) ?? 0
+      case "restarts": restarts = Int(value) ?? 0
+      case "runs": runs = Int(value) ?? 0
+      case "failures": failures = Int(value) ?? 0
+      case "last-exit": lastExit = value
+      case "last-run": lastRunSeconds = Double(value) ?? 0
+      case "total-run": totalRunSeconds = Double(value) ?? 0
+      case "quick-deaths": quickDeaths = Int(value) ?? 0
+      case "retry-at": retryAt = Double(value) ?? 0
+      case "reason": reason = value
+      case "program-dev": programDevice = UInt64(value) ?? 0
+      case "program-ino": programInode = UInt64(value) ?? 0
+      case "program-mtime": programModified = Double(value) ?? 0
+      default: break
+      }
+    }
+  }
+}
+
+/// Where a job's files live under `USVC_HOME`. Shared by the CLI and the runner
+/// so both always agree.
+public struct JobPaths: Sendable {
+  public var home: String
+  public var name: String
+  public init(home: String, name: String) {
+    self.home = home
+    self.name = name
+  }
+  public var conf: String { "\(home)/jobs/\(name).conf" }
+  public var spec: String { "\(home)/run/\(name).spec" }
+  public var state: String { "\(home)/run/\(name).state" }
+  /// Held (flock) by the live runner: a free lock means the runner is gone.
+  public var lock: String { "\(home)/run/\(name).lock" }
+  public var log: String { "\(home)/logs/\(name).log" }
+}
+
+extension JobPaths {
+  /// The pid of the live runner of this job, or nil when none holds its lock.
+  /// Asks without taking the lock (F_GETLK), so it never gets in a runner's way.
+  public func runnerPid() -> pid_t? {
+    let fd = Glibc.open(lock, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { Glibc.close(fd) }
+    let holder = usvc_lock_holder(fd)
+    return holder > 0 ? pid_t(holder) : nil
+  }
+
+  /// Becomes this job's one runner: false when another holds the lock.
+  /// The descriptor stays open for the process's life (closing it would drop the lock).
+  public func lockAsRunner() -> Bool {
+    let fd = Glibc.open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+    return fd >= 0 && usvc_lock_file(fd) == 0
+  }
+
+  /// Kills every process left of a job whose runner is gone: its session and
+  /// group both carry the main pid. A pid is not reused while a session or
+  /// group of that number lives, so only a live leader with another start
+  /// time means the number now belongs to someone else.
+  public static func killLeftovers(of state: RunState) {
+    let pid = state.pid
+    guard pid > 1 else { return }
+    let processes = ProcStat.all()
+    if let leader = processes.first(where: { $0.pid == pid }), leader.startTicks != state.pidStart {
+      return
+    }
+    for process in processes where process.session == pid || process.processGroup == pid {
+      try? Signal.kill.send(to: process.pid)
+    }
+  }
+}
+
+import CShims

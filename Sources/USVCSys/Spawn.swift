@@ -1,0 +1,160 @@
+import CShims
+import Glibc
+
+/// What the child does with its descriptors between fork and exec, in order.
+public enum FileAction: Sendable {
+  /// `open(path, flags)` as descriptor `fd` (after `setsid`, a terminal opened
+  /// this way becomes the controlling terminal).
+  case open(String, as: Int32, flags: Int32)
+  /// `dup2(from, to)`.
+  case duplicate(Int32, as: Int32)
+  /// Closes every descriptor from this one up.
+  case closeFrom(Int32)
+}
+
+/// Starts `argv[0]` (searched on PATH when it holds no `/`) and returns its pid
+/// once exec succeeded: glibc's `posix_spawn` reports exec's errno itself.
+///
+/// The child gets an empty signal mask and default dispositions whatever the
+/// caller blocked (PLATFORM-NOTES: a mask inherited from a runtime thread makes
+/// SIGTERM do nothing).
+public func spawn(
+  _ argv: [String], environment: [String], directory: String? = nil,
+  newSession: Bool = false, actions: [FileAction] = []
+) throws(Errno) -> pid_t {
+  precondition(!argv.isEmpty, "can't happen: spawning an empty argv")
+  var attributes = posix_spawnattr_t()
+  posix_spawnattr_init(&attributes)
+  defer { posix_spawnattr_destroy(&attributes) }
+  var fileActions = posix_spawn_file_actions_t()
+  posix_spawn_file_actions_init(&fileActions)
+  defer { posix_spawn_file_actions_destroy(&fileActions) }
+
+  var emptyMask = sigset_t()
+  sigemptyset(&emptyMask)
+  var allSignals = sigset_t()
+  sigfillset(&allSignals)
+  posix_spawnattr_setsigmask(&attributes, &emptyMask)
+  posix_spawnattr_setsigdefault(&attributes, &allSignals)
+  var flags = Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
+  if newSession { flags |= usvc_POSIX_SPAWN_SETSID }
+  posix_spawnattr_setflags(&attributes, flags)
+
+  // 1. Descriptors first, then chdir: a relative path in an action means the caller's cwd.
+  for action in actions {
+    switch action {
+    case .open(let path, let fd, let openFlags):
+      posix_spawn_file_actions_addopen(&fileActions, fd, path, openFlags, 0)
+    case .duplicate(let from, let to):
+      posix_spawn_file_actions_adddup2(&fileActions, from, to)
+    case .closeFrom(let from):
+      usvc_spawn_addclosefrom(&fileActions, from)
+    }
+  }
+  if let directory { usvc_spawn_addchdir(&fileActions, directory) }
+
+  return try withCStrings(argv) { (argvPointers) throws(Errno) in
+    try withCStrings(environment) { (envPointers) throws(Errno) in
+      var pid: pid_t = 0
+      let result =
+        argv[0].contains("/")
+        ? posix_spawn(&pid, argv[0], &fileActions, &attributes, argvPointers, envPointers)
+        : posix_spawnp(&pid, argv[0], &fileActions, &attributes, argvPointers, envPointers)
+      try checkingReturnedErrno(result)
+      return pid
+    }
+  }
+}
+
+/// Lends a NULL-terminated `char *[]` of `strings` to `body`.
+public func withCStrings<R, E: Error>(
+  _ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) throws(E) -> R
+) throws(E) -> R {
+  var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+  pointers.append(nil)
+  defer { for pointer in pointers { free(pointer) } }
+  return try pointers.withUnsafeBufferPointer { (buffer) throws(E) in try body(buffer.baseAddress!) }
+}
+
+/// Waits for one specific child. C: `waitpid(pid, &status, 0)`.
+public func waitForExit(of pid: pid_t) throws(Errno) -> TerminationStatus {
+  var status: Int32 = 0
+  _ = try retryingEINTR { waitpid(pid, &status, 0) }
+  return TerminationStatus(waitStatus: status)
+}
+
+/// Reaps one child that has ended, if any. C: `waitpid(-1, &status, WNOHANG)`.
+/// Nil when no child has ended yet or there are no children at all.
+public func reapAnyChild() -> (pid: pid_t, status: TerminationStatus)? {
+  var status: Int32 = 0
+  let pid = waitpid(-1, &status, WNOHANG)
+  return pid > 0 ? (pid, TerminationStatus(waitStatus: status)) : nil
+}
+
+/// True while the calling process has at least one child (ended or not).
+public func hasChildren() -> Bool {
+  var info = siginfo_t()
+  return waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0
+}
+
+/// The result of running a program to its end with its output captured.
+public struct CapturedRun: Sendable {
+  public var status: TerminationStatus
+  public var output: String
+  public var errorOutput: String
+}
+
+/// Runs `argv` with stdin from /dev/null, capturing stdout and stderr, and waits
+/// for it. For short helper programs (tmux, ssh), never for jobs.
+public func runCapturing(_ argv: [String], environment: [String]) throws(Errno) -> CapturedRun {
+  var outPipe: [Int32] = [0, 0]
+  var errPipe: [Int32] = [0, 0]
+  _ = try retryingEINTR { usvc_pipe_cloexec(&outPipe) }
+  _ = try retryingEINTR { usvc_pipe_cloexec(&errPipe) }
+  let pid: pid_t
+  do {
+    pid = try spawn(
+      argv, environment: environment,
+      actions: [
+        .open("/dev/null", as: 0, flags: O_RDONLY), .duplicate(outPipe[1], as: 1),
+        .duplicate(errPipe[1], as: 2),
+      ])
+  } catch {
+    for fd in outPipe + errPipe { Glibc.close(fd) }
+    throw error
+  }
+  Glibc.close(outPipe[1])
+  Glibc.close(errPipe[1])
+  let (output, errorOutput) = drain(FileDescriptor(rawValue: outPipe[0]), FileDescriptor(rawValue: errPipe[0]))
+  let status = try waitForExit(of: pid)
+  return CapturedRun(
+    status: status, output: String(decoding: output, as: UTF8.self),
+    errorOutput: String(decoding: errorOutput, as: UTF8.self))
+}
+
+/// Reads two pipes to their ends together (so neither can fill up and stall the
+/// writer), then closes them.
+private func drain(_ first: FileDescriptor, _ second: FileDescriptor) -> ([UInt8], [UInt8]) {
+  var results: [[UInt8]] = [[], []]
+  var fds = [pollfd(fd: first.rawValue, events: Int16(POLLIN), revents: 0),
+             pollfd(fd: second.rawValue, events: Int16(POLLIN), revents: 0)]
+  var chunk = [UInt8](repeating: 0, count: 16384)
+  var open = 2
+  while open > 0 {
+    if poll(&fds, 2, -1) < 0 {
+      if errno == EINTR { continue }
+      break
+    }
+    for index in 0..<2 where fds[index].fd >= 0 && fds[index].revents != 0 {
+      let count = chunk.withUnsafeMutableBytes { Glibc.read(fds[index].fd, $0.baseAddress, $0.count) }
+      if count > 0 {
+        results[index].append(contentsOf: chunk[0..<count])
+      } else if count == 0 || errno != EINTR {
+        Glibc.close(fds[index].fd)
+        fds[index].fd = -1
+        open -= 1
+      }
+    }
+  }
+  return (results[0], results[1])
+}

@@ -1,0 +1,20 @@
+import ArgumentParser
+import Glibc
+import USVCCore
+
+extension USVC {
+  struct Attach: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Attach this terminal to a job's window (or to the session).",
+      discussion: "Ctrl-C is not sent to the job there; detach with C-b d.")
+    @Argument(help: "The job to show.")
+    var job: String?
+
+    func run() throws {
+      guard isatty(0) == 1 else { throw UsvcError.notATerminal }
+      let supervisor = try USVC.supervisor()
+      if let job, !supervisor.store.exists(job) { throw UsvcError.noSuchJob(job) }
+      try supervisor.tmux().attach(job)
+    }
+  }
+}

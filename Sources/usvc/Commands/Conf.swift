@@ -1,0 +1,41 @@
+import ArgumentParser
+import USVCCore
+
+extension USVC {
+  struct Conf: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Print or change a job's conf; changes take effect at its next start.",
+      discussion: "No KEY: every key as 'git config --list' prints it. KEY: its values. KEY VALUE…: set it (a list key such as args or env takes every VALUE).")
+    @Option(help: "Remove KEY.")
+    var unset: String?
+    @Argument(help: "The job.")
+    var job: String
+    @Argument(help: "A key, with or without 'job.' (stop-timeout, args, env, …).")
+    var key: String?
+    @Argument(parsing: .captureForPassthrough, help: "New value(s).")
+    var values: [String] = []
+
+    func run() throws {
+      let supervisor = try USVC.supervisor()
+      guard supervisor.store.exists(job) else { throw UsvcError.noSuchJob(job) }
+      if let unset {
+        guard key == nil else { throw ValidationError("--unset takes no other KEY") }
+        guard let name = ConfKeys.normalize(unset) else { throw UsvcError.unknownKey(unset) }
+        try supervisor.changeConf(job, [.unset(name)])
+        return
+      }
+      let conf = try supervisor.store.load(job)
+      guard let key else {
+        for entry in conf.entries { output("\(entry.key)=\(entry.value)") }
+        return
+      }
+      guard let name = ConfKeys.normalize(key) else { throw UsvcError.unknownKey(key) }
+      let given = values.first == "--" ? Array(values.dropFirst()) : values
+      if given.isEmpty {
+        for value in conf.values(name) { output(value) }
+      } else {
+        try supervisor.changeConf(job, [.set(name, given)])
+      }
+    }
+  }
+}

@@ -1,0 +1,29 @@
+import ArgumentParser
+import USVCCore
+import USVCSys
+
+extension Signal: ExpressibleByArgument {
+  public init?(argument: String) { self.init(parsing: argument) }
+}
+
+extension USVC {
+  struct Kill: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Send a signal to each running job's process group; the restart policy then applies.")
+    @Option(name: .short, help: "Signal name (HUP, SIGHUP) or number.")
+    var signal: String = "TERM"
+    @OptionGroup var selection: SelectorArguments
+
+    func validate() throws {
+      if Signal(parsing: signal) == nil { throw UsvcError.badSignal(signal) }
+      if selection.selectors.isEmpty { throw ValidationError("name the jobs to signal") }
+    }
+
+    func run() throws {
+      let supervisor = try USVC.supervisor()
+      let names = try supervisor.select(selection.selectors)
+      let sent = Signal(parsing: signal)!
+      for name in supervisor.kill(sent, names) { output("sent \(sent) to \(name)") }
+    }
+  }
+}

@@ -1,0 +1,35 @@
+import ArgumentParser
+import USVCCore
+
+extension USVC {
+  struct Logs: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Show the last lines of jobs' logs; with several jobs each line is prefixed 'NAME | '.")
+    @Option(name: .short, help: "How many lines of each log.")
+    var n: Int = 10
+    @Flag(name: .short, help: "Keep following the logs, across rotation, until interrupted.")
+    var follow = false
+    @OptionGroup var selection: SelectorArguments
+
+    func validate() throws {
+      if n < 0 { throw ValidationError("-n takes a number of lines, 0 or more") }
+    }
+
+    func run() throws {
+      let supervisor = try USVC.supervisor()
+      var names = try supervisor.select(selection.selectors)
+      if selection.selectors.isEmpty && names.isEmpty { names = [] }
+      let prefixed = names.count > 1
+      for name in names {
+        for line in LogReader.tail(supervisor.home.paths(name).log, lines: n) {
+          output(prefixed ? "\(name) | \(line)" : line)
+        }
+      }
+      guard follow else { return }
+      LogReader.follow(names.map { ($0, supervisor.home.paths($0).log) }) { name, line in
+        output(prefixed ? "\(name) | \(line)" : line)
+        return true
+      }
+    }
+  }
+}

@@ -1,0 +1,39 @@
+import ArgumentParser
+import USVCCore
+import USVCSys
+
+extension USVC {
+  struct Show: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Every conf key and every health figure of one job, one 'key: value' per line.")
+    @Argument(help: "The job.")
+    var job: String
+
+    func run() throws {
+      let supervisor = try USVC.supervisor()
+      guard supervisor.store.exists(job) else { throw UsvcError.noSuchJob(job) }
+      let conf = try supervisor.store.load(job)
+      let status = supervisor.status([job])
+      var lines = conf.entries.map { "\($0.key): \($0.value)" }
+      if let figures = status.jobs.first {
+        let run = figures.run
+        lines += [
+          "state: \(figures.state.rawValue)", "pid: \(figures.pid.map(String.init) ?? "-")",
+          "runner: \(figures.state == .lost || run.runner == 0 ? "-" : String(run.runner))",
+          "started: \(run.started > 0 ? isoTime(run.started) : "-")",
+          "since: \(run.since > 0 ? isoTime(run.since) : "-")",
+          "restarts: \(run.restarts)", "runs: \(run.runs)", "failures: \(run.failures)",
+          "last-exit: \(run.lastExit)", "last-run: \(StatusFormat.decimal(run.lastRunSeconds, places: 3))s",
+          "average-run: \(StatusFormat.decimal(run.averageRunSeconds, places: 3))s",
+          "quick-deaths: \(run.quickDeaths)",
+          "retry-at: \(figures.state == .waiting && run.retryAt > 0 ? isoTime(run.retryAt) : "-")",
+          "reason: \(run.reason.isEmpty ? "-" : run.reason)",
+          "cpu: \(StatusFormat.decimal(figures.cpuPercent))%",
+          "mem: \(figures.pid == nil ? "-" : StatusFormat.bytes(figures.residentBytes))",
+          "changed: \(figures.changed)", "log: \(supervisor.home.paths(job).log)",
+        ]
+      }
+      output(lines.joined(separator: "\n"))
+    }
+  }
+}

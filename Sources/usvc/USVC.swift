@@ -1,0 +1,57 @@
+import ArgumentParser
+import Glibc
+import USVCCore
+import USVCSys
+
+@main
+struct USVC: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "usvc",
+    abstract: "Keeps your programs running, each in its own tmux window, without root.",
+    discussion: "Jobs live under USVC_HOME (default ~/.usvc). See 'usvc help COMMAND'.",
+    subcommands: [
+      Start.self, Stop.self, Restart.self, Status.self, Show.self, Attach.self, Logs.self,
+      Kill.self, Remove.self, Conf.self, Jobs.self, Pidof.self, Events.self, Save.self, Load.self,
+      Check.self, Resurrect.self, Shutdown.self,
+    ])
+
+  /// Errors become one `usvc: …` line on stderr and exit 1 (SPEC), not
+  /// ArgumentParser's usage dump and exit 64.
+  static func main() {
+    do {
+      var command = try parseAsRoot()
+      try command.run()
+    } catch let exit as ExitCode {
+      Glibc.exit(exit.rawValue)
+    } catch {
+      if exitCode(for: error) == .success {
+        print(fullMessage(for: error))
+        Glibc.exit(0)
+      }
+      let message = (error as? UsvcError)?.description ?? message(for: error)
+      printError("usvc: " + (message.split(separator: "\n").first.map(String.init) ?? "error"))
+      Glibc.exit(1)
+    }
+  }
+
+  /// The supervisor for this caller: USVC_HOME checked, usvc-runner found beside usvc.
+  static func supervisor() throws -> Supervisor {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    let executable = length > 0
+      ? String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+      : CommandLine.arguments[0]
+    return try Supervisor(environment: processEnvironment(), executable: executable)
+  }
+}
+
+/// Writes text to stdout now (print buffers, and status lines must come out in order).
+func output(_ text: String) {
+  try? FileDescriptor.standardOutput.writeAll(text.hasSuffix("\n") || text.isEmpty ? text : text + "\n")
+}
+
+/// One or more selectors: job names, groups, `all`, `live`, `dead`.
+struct SelectorArguments: ParsableArguments {
+  @Argument(help: "Jobs (web-2), groups (web), all, live or dead.")
+  var selectors: [String] = []
+}
