@@ -29,7 +29,6 @@ import datetime
 import json
 import os
 import platform
-import re
 import shlex
 import shutil
 import signal
@@ -38,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -51,6 +51,8 @@ JOB_ARGV = ["sleep", "1000"]
 # kill, so no supervisor is ever measured inside its throttle window.
 STABLE_MARGIN_S = 0.2
 RESPAWN_TIMEOUT_S = 5.0
+BUSY_POLL_S = 0.1     # tight /proc polling this long after a kill ...
+SLOW_POLL_S = 0.0005  # ... then this nap between scans
 
 FULL = dict(kills=50, warmup=1, jobs=100, scale=(10, 100, 1000), cli_runs=15,
             start_n=100, crash_s=30.0)
@@ -103,6 +105,19 @@ def cpu_seconds(pid):
     if st is None:
         raise BenchError(f"pid {pid} vanished while measuring CPU")
     return st[2] / CLK_TCK
+
+
+def cpu_ns(pid):
+    """CPU time in ns from the scheduler (/proc/PID/task/*/schedstat, first
+    field): the same quantity as utime+stime without its 10 ms ticks."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            pass
+    return total
 
 
 def uss_kib(pid):
@@ -163,17 +178,23 @@ def find_program(root, argv):
     return [p for p in descendants(root) if runs_program(p, argv)]
 
 
-def wait_for_exec(root, old_pid, argv, deadline):
-    """Tight poll of /proc until a descendant of root other than old_pid runs
-    argv; returns (pid, time). No sleeping: the resolution is one /proc scan
-    (tens of microseconds), which is what a 2 ms target needs."""
+def wait_for_exec(root, old_pid, argv, t0, deadline):
+    """Poll /proc until a descendant of root other than old_pid runs argv;
+    returns (pid, time). For the first BUSY_POLL_S after t0 the poll is tight,
+    no sleeping: the resolution is one /proc scan (~50 µs), which is what a
+    2 ms target needs. After that it naps SLOW_POLL_S between scans so that a
+    supervisor with a 1 s floor does not cost a whole core for nothing (on 2
+    cores that would disturb everything else on the machine)."""
     while True:
         for pid in descendants(root):
             if pid != old_pid and runs_program(pid, argv):
                 return pid, now()
-        if now() > deadline:
+        t = now()
+        if t > deadline:
             raise BenchError(f"no replacement for pid {old_pid} under {root} "
                              f"within {RESPAWN_TIMEOUT_S:.0f} s")
+        if t - t0 > BUSY_POLL_S:
+            time.sleep(SLOW_POLL_S)
 
 
 def wait_until(predicate, timeout, what, interval=0.02):
@@ -269,7 +290,8 @@ class Tracked:
 # --------------------------------------------------------------------------
 # Supervisors. Each runs N copies of a job; all share one interface:
 #   stable_s              runs shorter than this are throttled by the supervisor
-#   start(n, argv)        n jobs running argv; returns once all have exec'd
+#   start(n, argv, wait)  n jobs running argv; with wait, returns once all
+#                         have exec'd
 #   job_roots()           per job, the process under which its program runs
 #   job_pid(i)            current main pid of job i
 #   per_job_pids()        one supervisor process per job ([] if none)
@@ -332,10 +354,12 @@ class Supervisor:
         self.tracked = Tracked()
         self.tracked.add_tree([p.pid for p in self.popens] + self.shared_pids_safe()
                               + self.per_job_pids_safe())
+        self.grace = 10.0
         try:
             self.stop()
         except Exception as e:  # still verify and clean up in end_close
             self.leftovers.append(f"teardown failed: {e}")
+            self.grace = 0.5  # nothing is winding down: kill without waiting
 
     def end_close(self):
         """Wait for everything to be gone; kill and report what is not."""
@@ -348,9 +372,10 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-        left = self.tracked.reap_or_kill()
+        left = self.tracked.reap_or_kill(self.grace)
         if left:
-            self.leftovers.append(f"processes left after teardown: {left}")
+            self.leftovers.append(f"{len(left)} processes left after teardown (killed): "
+                                  + "; ".join(left[:4]) + ("; …" if len(left) > 4 else ""))
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def shared_pids_safe(self):
@@ -565,7 +590,7 @@ class BashLoop(Supervisor):
 class Usvc(Supervisor):
     """usvc through its CLI only, in a fresh private USVC_HOME."""
     name = "usvc"
-    per_job_label, shared_label = "usvc runner", "tmux server"
+    per_job_label, shared_label = "usvc runner", "tmux server + other panes"
     group = "bench"
 
     def __init__(self, exe):
@@ -575,7 +600,6 @@ class Usvc(Supervisor):
         super().__init__()
         self.home = self.dir  # short path under /tmp: tmux.sock fits sun_path
         self.env = dict(os.environ, USVC_HOME=self.home, NO_COLOR="1")
-        self.shutdown_done = False
 
     def cli(self, *args, timeout=120):
         return run([self.exe, *args], env=self.env, timeout=timeout)
@@ -584,8 +608,9 @@ class Usvc(Supervisor):
         return [self.exe, *args]
 
     def start(self, n, argv, wait=True, chunk=100):
-        """`usvc start` itself returns once each program has exec'd. Grow the job count to n (groups of `start -n` calls: a single
-        1000-job call would hold one client for a long time)."""
+        """Grow the job count to n with `start -n` calls of at most `chunk`
+        jobs (one 1000-job call would hold a single client for long).
+        `usvc start` itself returns once each program has exec'd."""
         self.argv = argv
         while self.n < n:
             k = min(chunk, n - self.n)
@@ -629,12 +654,17 @@ class Usvc(Supervisor):
         return [self.runner_of(n) for n in names]
 
     def shared_pids(self):
-        # The tmux server is the runners' parent (each runner is a pane pid).
+        """The tmux server (the runners' parent: each runner is a pane pid)
+        and any other pane of usvc's session that is not a job's runner
+        (a console window, say): usvc's fixed cost, shared by all jobs."""
         runners = self.per_job_pids_safe()
         if not runners:
             return []
         st = proc_stat(runners[0])
-        return [st[1]] if st else []
+        if st is None:
+            return []
+        server = st[1]
+        return [server] + [p for p in children(server) if p not in runners]
 
     def stop(self):
         self.cli("shutdown", timeout=300)
@@ -694,7 +724,7 @@ def measure_respawn(sups, kills, warmup):
             try:
                 t0 = now()
                 os.kill(old, signal.SIGKILL)
-                new, t1 = wait_for_exec(root, old, s.argv, t0 + RESPAWN_TIMEOUT_S)
+                new, t1 = wait_for_exec(root, old, s.argv, t0, t0 + RESPAWN_TIMEOUT_S)
             except (BenchError, OSError) as e:
                 st["error"] = str(e)
                 continue
@@ -745,27 +775,21 @@ def measure_cli(argv, runs, env=None, expect_lines=None, check=True):
     return dict(status="ok", **summary_ms(times))
 
 
-def measure_start_throughput(exe, n):
-    """Wall time of `usvc start -n N`, N single starts, and `usvc stop all`."""
+def measure_start_throughput(u, n):
+    """Wall time of `usvc start -n N`, N single starts, and `usvc stop all`,
+    on a fresh USVC_HOME."""
     out = {}
-    u = Usvc(exe)
-    try:
-        # Cold: a fresh USVC_HOME, so this includes starting the tmux server,
-        # as a user's first `start` does.
-        t, cp = timed(u.cli_argv("start", "-n", str(n), "g", *JOB_ARGV), env=u.env, timeout=300)
-        if cp.stdout.decode().count("started ") != n:
-            raise BenchError(f"start -n {n} did not print {n} 'started' lines")
-        out["start_n"] = dict(jobs=n, wall_s=round(t, 4), per_job_ms=round(t * 1000 / n, 3))
-        t, _ = timed(u.cli_argv("stop", "all"), env=u.env, timeout=300)
-        out["stop_all"] = dict(jobs=n, wall_s=round(t, 4), per_job_ms=round(t * 1000 / n, 3))
-        u.cli("rm", "all", timeout=300)
-        single = [timed(u.cli_argv("start", "h", *JOB_ARGV), env=u.env)[0] for _ in range(n)]
-        out["start_single"] = dict(jobs=n, wall_s=round(sum(single), 4),
-                                   **summary_ms(single))
-    finally:
-        u.close()
-    if u.leftovers:
-        raise BenchError("; ".join(u.leftovers))
+    # Cold: this includes starting usvc's tmux server, as a user's first
+    # `start` does.
+    t, cp = timed(u.cli_argv("start", "-n", str(n), "g", *JOB_ARGV), env=u.env, timeout=300)
+    if cp.stdout.decode().count("started ") != n:
+        raise BenchError(f"start -n {n} did not print {n} 'started' lines")
+    out["start_n"] = dict(jobs=n, wall_s=round(t, 4), per_job_ms=round(t * 1000 / n, 3))
+    t, _ = timed(u.cli_argv("stop", "all"), env=u.env, timeout=300)
+    out["stop_all"] = dict(jobs=n, wall_s=round(t, 4), per_job_ms=round(t * 1000 / n, 3))
+    u.cli("rm", "all", timeout=300)
+    single = [timed(u.cli_argv("start", "h", *JOB_ARGV), env=u.env)[0] for _ in range(n)]
+    out["start_single"] = dict(jobs=n, wall_s=round(sum(single), 4), **summary_ms(single))
     return out
 
 
@@ -779,20 +803,26 @@ def measure_crashloop(sups, seconds):
 
     def snapshot(s):
         pids = s.per_job_pids() + s.shared_pids()
-        return {p: cpu_seconds(p) for p in pids}, count_lines(s.count_file)
+        return {p: (cpu_seconds(p), cpu_ns(p)) for p in pids}, count_lines(s.count_file)
 
-    before = {s: snapshot(s) for s in sups}
-    time.sleep(seconds)
-    out = {}
+    out, before = {}, {}
     for s in sups:
+        try:
+            before[s] = snapshot(s)
+        except (BenchError, OSError) as e:
+            out[s.name] = dict(status=f"error: {e}")
+    time.sleep(seconds)
+    for s in before:
         try:
             cpu1, starts1 = snapshot(s)
             cpu0, starts0 = before[s]
             if set(cpu1) != set(cpu0):
                 raise BenchError(f"supervisor processes changed: {sorted(cpu0)} -> {sorted(cpu1)}")
-            used = sum(cpu1[p] - cpu0[p] for p in cpu1)
+            used = sum(cpu1[p][0] - cpu0[p][0] for p in cpu1)
+            used_ns = sum(cpu1[p][1] - cpu0[p][1] for p in cpu1)
             out[s.name] = dict(status="ok", seconds=seconds, cpu_s=round(used, 3),
-                               cpu_pct=round(100 * used / seconds, 2),
+                               cpu_ms_schedstat=round(used_ns / 1e6, 3),
+                               cpu_pct=round(100 * used_ns / 1e9 / seconds, 3),
                                starts=starts1 - starts0)
         except (BenchError, OSError) as e:
             out[s.name] = dict(status=f"error: {e}")
@@ -842,7 +872,8 @@ class Run:
         except NotAvailable as e:
             self.versions.setdefault(cls.name, str(e))
             return None
-        self.versions.setdefault(sup.name, sup.version())
+        if sup.name not in self.versions:
+            self.versions[sup.name] = sup.version()
         return sup
 
     def status_of(self, cls):
@@ -985,17 +1016,19 @@ def phase_usvc_scale(r):
 
 
 def phase_start(r):
-    if r.skipped(Usvc) or not os.access(r.args.usvc, os.X_OK):
-        r.results["start"] = dict(status="skipped" if r.skipped(Usvc)
-                                  else f"not built ({r.args.usvc} missing)")
+    u = r.open(Usvc)
+    if u is None:
+        r.results["start"] = dict(status=r.status_of(Usvc))
         return
     n = r.cfg["start_n"]
     r.log(f"start throughput: {n} jobs")
     try:
-        r.results["start"] = dict(status="ok", **measure_start_throughput(r.args.usvc, n))
+        r.results["start"] = dict(status="ok", **measure_start_throughput(u, n))
     except (BenchError, OSError) as e:
         r.error("start", e)
         r.results["start"] = dict(status=f"error: {e}")
+    finally:
+        r.finish([u])
 
 
 class CrashTmuxLoop(TmuxLoop):
@@ -1109,8 +1142,8 @@ def evaluate_targets(res):
             measured = f"{resp['median_ms']:.2f} ms vs {peers[best]:.2f} ms ({best})"
             ok = resp["median_ms"] < peers[best]
         elif key == "runner_uss" and mem and "per_process_median_kib" in mem:
-            measured = (f"{mem['per_process_median_kib']} KiB median, "
-                        f"{mem['per_process_max_kib']} KiB max")
+            measured = (f"{mem['per_process_median_kib']:.0f} KiB median, "
+                        f"{mem['per_process_max_kib']:.0f} KiB max")
             ok = mem["per_process_median_kib"] <= 256
         elif key == "status_100" and st100:
             measured, ok = f"{st100['median_ms']:.1f} ms", st100["median_ms"] <= 20
@@ -1199,9 +1232,9 @@ def render_markdown(doc):
         if v.get("status") != "ok":
             rows.append(not_ok_row(name, v, 7))
             continue
-        rows.append([name, v["per_job_process"], fmt(v.get("per_process_median_kib"), "d"),
-                     fmt(v.get("per_process_max_kib"), "d"), v["shared_process"],
-                     fmt(v["shared_kib"] or None, "d"), fmt(v["per_job_total_kib"], ".0f")])
+        rows.append([name, v["per_job_process"], fmt(v.get("per_process_median_kib"), ".0f"),
+                     fmt(v.get("per_process_max_kib"), ".0f"), v["shared_process"],
+                     fmt(v["shared_kib"] or None, ".0f"), fmt(v["per_job_total_kib"], ".0f")])
     out += [f"## 2. Memory per job ({cfg['jobs']} jobs, USS in KiB)", "",
             table(["supervisor", "per-job process", "its USS (median)", "its USS (max)",
                    "shared process", "shared USS (total)", "per job (all / jobs)"], rows), ""]
@@ -1237,21 +1270,26 @@ def render_markdown(doc):
     rows = []
     for name, v in sorted(res["crashloop"].items(), key=lambda kv: kv[0] != "usvc"):
         if v.get("status") != "ok":
-            rows.append(not_ok_row(name, v, 4))
+            rows.append(not_ok_row(name, v, 5))
         else:
-            rows.append([name, fmt(v["cpu_s"], ".3f"), fmt(v["cpu_pct"], ".2f"), v["starts"]])
+            rows.append([name, fmt(v["cpu_s"], ".2f"), fmt(v["cpu_ms_schedstat"], ".1f"),
+                         fmt(v["cpu_pct"], ".3f"), v["starts"]])
     out += [f"## 5. Crash-loop cost ({cfg['crash_s']:.0f} s of a job that exits at once)", "",
-            table(["supervisor", "CPU s", "% of one core", "starts in window"], rows), ""]
+            table(["supervisor", "CPU s (stat ticks)", "CPU ms (schedstat)", "% of one core",
+                   "starts in window"], rows), ""]
 
     if doc["errors"]:
-        out += ["## Errors", ""] + [f"- {e}" for e in doc["errors"]] + [""]
+        # Indented continuation lines keep a multi-line error (a traceback)
+        # inside its list item.
+        out += ["## Errors", ""] + ["- " + e.rstrip().replace("\n", "\n  ")
+                                     for e in doc["errors"]] + [""]
 
     out += ["## How to read it", "",
             "- **Respawn**: each job ran longer than its supervisor's quick-death period "
             "before every kill (runsv and s6-supervise throttle runs under 1 s; usvc's job "
             "has `stable-after 0`; supervisord uses `startsecs=0`), so the figure is the "
-            "supervisor's own reaction time. The harness busy-polls `/proc` (resolution: "
-            "tens of µs). s6-supervise and supervisord show a ~1 s floor by design "
+            "supervisor's own reaction time. The harness busy-polls `/proc` for 100 ms "
+            "after the kill (resolution ~50 µs), then every 0.5 ms. s6-supervise and supervisord show a ~1 s floor by design "
             "(s6 waits 1 s between spawns; supervisord acts on its 1 s main-loop tick).",
             "- **Memory**: USS = Private_Clean + Private_Dirty from `/proc/PID/smaps_rollup`, "
             "i.e. what each extra copy really costs; shared libraries mapped by several "
@@ -1264,8 +1302,10 @@ def render_markdown(doc):
             "usvc's tmux server; each `started` line is printed only once that job's "
             "program has exec'd.",
             "- **Crash loop**: user+system CPU of the supervisor's own processes (usvc: "
-            "runner + tmux server; tmux loop: tmux server + sh) from `/proc/PID/stat`, not "
-            "of the crashing program; all supervisors run side by side during the window. "
+            "runners + tmux server + its other panes; tmux loop: tmux server + sh), not "
+            "of the crashing program, as utime+stime from `/proc/PID/stat` (10 ms ticks) "
+            "and, to the ns, from `/proc/PID/task/*/schedstat` (used for the %); all "
+            "supervisors run side by side during the window. "
             "The tmux loop sleeps 1 s between runs (unthrottled it spins a core). usvc backs "
             "off exponentially (1, 2, 4 … s), hence its few starts.",
             "- Machines are noisy: compare rows of the same run, not across runs.", ""]
@@ -1336,11 +1376,13 @@ def main(argv=None):
                 r.error("usvc", msg + "; build it, or pass --skip-usvc")
             else:
                 r.log(msg + ": measuring the peers only")
-        phase_respawn(r)
-        phase_peers_memory_cli(r)
-        phase_usvc_scale(r)
-        phase_start(r)
-        phase_crashloop(r)
+        for phase in (phase_respawn, phase_peers_memory_cli, phase_usvc_scale,
+                      phase_start, phase_crashloop):
+            try:
+                phase(r)
+            except Exception as e:  # a harness bug: report it, run the rest
+                r.error(phase.__name__, f"{type(e).__name__}: {e}\n"
+                        + traceback.format_exc())
     except (HardTimeout, KeyboardInterrupt) as e:
         r.error("run", f"aborted: {e or 'interrupted'}")
     finally:
@@ -1353,15 +1395,15 @@ def main(argv=None):
                                           for k, v in cfg.items()},
                results=r.results, errors=r.errors)
     doc["targets"] = evaluate_targets(r.results)
-    md = render_markdown(doc)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(md)
-    if args.json:
+    if args.json:  # first: the raw figures survive a rendering bug
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=1)
             f.write("\n")
+    md = render_markdown(doc)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(md)
     print(md)
     r.log(f"done in {doc['duration_s']:.0f} s, {len(r.errors)} error(s)")
     return 1 if r.errors else 0

@@ -154,6 +154,7 @@ public struct Supervisor: Sendable {
     do {
       try launch(names, started: started)
     } catch {
+      rollBack(names)
       throw error
     }
   }
@@ -246,26 +247,30 @@ public struct Supervisor: Sendable {
         }
       }
     }
-    var waiting: [(String, pid_t, Double)] = []
+    var waiting: [String] = []
     for name in names {
       let job = view(name)
       if let runner = job.runner {
         try? Signal.terminate.send(to: runner)
-        waiting.append((name, runner, (job.spec?.stopTimeout ?? 10) + 5))
+        waiting.append(name)
       } else if job.run.pid > 0 {
         // Its runner died: nobody else will clean up what it left.
-        JobPaths.killLeftovers(of: job.run)
+        home.paths(name).killLeftovers(of: job.run)
         markStopped(name, job.run)
       } else if job.state == .lost {
         markStopped(name, job.run)
       }
     }
-    let started = monotonicClock()
+    // Each runner says when its SIGKILL goes out; past that, 5 s more for the
+    // kernel to end what was killed.
     var timedOut: [String] = []
-    for (name, _, limit) in waiting {
+    for name in waiting {
       let paths = home.paths(name)
+      var deadline = wallClock() + 15
       while paths.runnerPid() != nil {
-        if monotonicClock() - started > limit {
+        let killAt = readTextFile(paths.state).map(RunState.init(decoding:))?.killAt ?? 0
+        deadline = max(deadline, killAt + 5)
+        if wallClock() > deadline {
           timedOut.append(name)
           break
         }
@@ -304,6 +309,22 @@ public struct Supervisor: Sendable {
   /// Starts the jobs again after `stop`, a dead server or a reboot.
   public func startExisting(_ names: [String], started: (String) -> Void) throws(UsvcError) {
     try restart(names, started: started)
+  }
+
+  /// Undoes a `start` whose program could not be run at all: nothing is left
+  /// behind (SPEC: start), not even the tmux server if no other job uses it.
+  func rollBack(_ names: [String]) {
+    try? stop(names, keepDesired: true)
+    try? store.withWriteLock { () throws(UsvcError) in
+      for name in names {
+        let paths = home.paths(name)
+        for path in [paths.conf, paths.spec, paths.state, paths.lock, paths.log] { unlink(path) }
+      }
+    }
+    if store.names().isEmpty, let tmux = try? tmux() {
+      tmux.killServer()
+      unlink(tmux.socket)
+    }
   }
 
   /// Stops the jobs and removes their windows, confs and state; logs stay.

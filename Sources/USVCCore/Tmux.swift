@@ -19,7 +19,10 @@ public struct Tmux: Sendable {
     self.home = home
     self.runner = runner
     // Inside tmux, TMUX would make tmux talk to the user's own server.
-    self.environment = environment.filter { !$0.hasPrefix("TMUX=") && !$0.hasPrefix("TMUX_PANE=") }
+    // USVC_JOB and USVC_GROUP of a caller that is itself a job must not mark the runners.
+    self.environment = environment.filter {
+      !$0.hasPrefix("TMUX=") && !$0.hasPrefix("TMUX_PANE=") && !$0.hasPrefix("USVC_JOB=") && !$0.hasPrefix("USVC_GROUP=")
+    }
     self.socket = try Tmux.socketPath(for: home)
   }
 

@@ -12,7 +12,9 @@ public struct Runner {
   let paths: JobPaths
   var spec: JobSpec
   var machine: RunnerMachine
+  /// The record being kept up to date, and what was last written of it.
   var published = RunState()
+  var written: RunState?
   var log: LogFile
   let signals: FileDescriptor
   let master: FileDescriptor
@@ -52,7 +54,7 @@ public struct Runner {
     //    (it was killed): those go, so a job never runs twice.
     if let text = readTextFile(paths.state) {
       published = RunState(decoding: text)
-      JobPaths.killLeftovers(of: published)
+      if published.pid > 0 { paths.killLeftovers(of: published) }
     }
     machine = RunnerMachine(spec: spec, quickDeaths: 0)
     published.runner = getpid()
@@ -210,13 +212,28 @@ public struct Runner {
       published.programInode = UInt64(info.st_ino)
       published.programModified = Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
     }
+    machine.configure(spec)
+    log.maxBytes = spec.logMaxBytes
+    log.keep = spec.logKeep
     let previousMask = umask(spec.umask)
     defer { umask(previousMask) }
     do {
-      let pid = try spawn(
-        spec.argv, environment: spec.environment, directory: spec.directory, newSession: true,
-        actions: [.open(slavePath, as: 0, flags: O_RDWR), .duplicate(0, as: 1), .duplicate(0, as: 2),
-                  .closeFrom(3)])
+      var attempts = 0
+      var pid: pid_t = 0
+      while true {
+        do {
+          pid = try spawn(
+            spec.argv, environment: spec.environment, directory: spec.directory, newSession: true,
+            actions: [.open(slavePath, as: 0, flags: O_RDWR), .duplicate(0, as: 1), .duplicate(0, as: 2),
+                      .closeFrom(3)])
+          break
+        } catch where error == Errno(ETXTBSY) && attempts < 100 {
+          // The program file is still open for writing somewhere (just written,
+          // or a writer's fd leaked into a forked child): give it a moment.
+          attempts += 1
+          usleep(10_000)
+        }
+      }
       runBegan = now
       published.pid = pid
       published.pidStart = ProcStat.read(pid)?.startTicks ?? 0
@@ -278,6 +295,10 @@ public struct Runner {
     var next = published
     next.state = state
     next.quickDeaths = machine.quickDeaths
+    next.killAt = 0
+    if case .stopping(_, let killAt, _) = machine.state, killAt.isFinite {
+      next.killAt = wallClock() + (killAt - monotonicClock())
+    }
     if case .waiting(let until) = machine.state {
       next.retryAt = wallClock() + (until - monotonicClock())
       next.reason = "back-off after \(machine.quickDeaths) quick death\(machine.quickDeaths == 1 ? "" : "s")"
@@ -286,10 +307,11 @@ public struct Runner {
       if state != .lost { next.reason = "" }
     }
     if state == .lost { next.reason = "the terminal (tmux window or server) went away" }
-    if next.state != published.state || published.since == 0 { next.since = wallClock() }
-    if next == published { return }
-    if next.state != published.state || next.pid != published.pid { announce(next) }
+    if next.state != written?.state || next.since == 0 { next.since = wallClock() }
     published = next
+    if next == written { return }
+    if next.state != written?.state || next.pid != written?.pid { announce(next) }
+    written = next
     try? writeFileAtomically(paths.state, Array(published.encoded().utf8))
   }
 
@@ -298,7 +320,7 @@ public struct Runner {
     let detail: String
     switch next.state {
     case .running: detail = "pid \(next.pid)"
-    case .waiting: detail = "restart in \(format(next.retryAt - wallClock())) (\(next.reason))"
+    case .waiting: detail = "restart in \(format(machine.backoff(forQuickDeath: next.quickDeaths))) (\(next.reason))"
     case .failed, .lost: detail = next.reason
     case .stopped: detail = "last exit \(next.lastExit)"
     case .starting, .stopping, .exited: return

@@ -44,19 +44,24 @@ public struct RunnerMachine: Sendable {
 
   public var state: State = .starting
   public var quickDeaths = 0
-  public let restart: RestartPolicy
-  public let stopSignal: Signal
-  public let stopTimeout: Double
-  public let stableAfter: Double
-  public let backoffMax: Double
+  public private(set) var restart: RestartPolicy = .always
+  public private(set) var stopSignal: Signal = .terminate
+  public private(set) var stopTimeout: Double = 10
+  public private(set) var stableAfter: Double = 10
+  public private(set) var backoffMax: Double = 300
 
   public init(spec: JobSpec, quickDeaths: Int = 0) {
+    self.quickDeaths = quickDeaths
+    configure(spec)
+  }
+
+  /// Takes the settings of `spec`: a changed conf applies from the next start on.
+  public mutating func configure(_ spec: JobSpec) {
     restart = spec.restart
     stopSignal = spec.stopSignal
     stopTimeout = spec.stopTimeout
     stableAfter = spec.stableAfter
     backoffMax = spec.backoffMax
-    self.quickDeaths = quickDeaths
   }
 
   /// The k-th quick death in a row waits min(backoff-max, 2^(k-1)) seconds.

@@ -78,6 +78,12 @@ public struct ProcStat: Sendable, Equatable {
     return result
   }
 
+  /// A process's environment (`/proc/PID/environ`); empty when it cannot be read.
+  public static func environment(of pid: pid_t) -> [String] {
+    guard let bytes = readFile("/proc/\(pid)/environ") else { return [] }
+    return bytes.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+  }
+
   /// Every descendant of `ancestor` among `processes` (children, their children, …).
   public static func descendants(of ancestor: pid_t, in processes: [ProcStat]) -> [ProcStat] {
     var children: [pid_t: [ProcStat]] = [:]

@@ -34,6 +34,8 @@ public struct RunState: Equatable, Sendable {
   public var quickDeaths: Int = 0
   /// While waiting: when the next start is due (wall clock).
   public var retryAt: Double = 0
+  /// While stopping: when SIGKILL goes out (wall clock), so `usvc stop` knows how long to wait.
+  public var killAt: Double = 0
   /// Why the job is waiting, failed or lost; empty otherwise.
   public var reason: String = ""
   /// Identity of the program file when the current run began, to report `changed`.
@@ -61,6 +63,7 @@ public struct RunState: Equatable, Sendable {
     total-run=\(totalRunSeconds)
     quick-deaths=\(quickDeaths)
     retry-at=\(retryAt)
+    kill-at=\(killAt)
     reason=\(reason.split(whereSeparator: \.isNewline).joined(separator: " "))
     program-dev=\(programDevice)
     program-ino=\(programInode)
@@ -88,6 +91,7 @@ public struct RunState: Equatable, Sendable {
       case "total-run": totalRunSeconds = Double(value) ?? 0
       case "quick-deaths": quickDeaths = Int(value) ?? 0
       case "retry-at": retryAt = Double(value) ?? 0
+      case "kill-at": killAt = Double(value) ?? 0
       case "reason": reason = value
       case "program-dev": programDevice = UInt64(value) ?? 0
       case "program-ino": programInode = UInt64(value) ?? 0
@@ -133,19 +137,24 @@ extension JobPaths {
     return fd >= 0 && usvc_lock_file(fd) == 0
   }
 
-  /// Kills every process left of a job whose runner is gone: its session and
-  /// group both carry the main pid. A pid is not reused while a session or
-  /// group of that number lives, so only a live leader with another start
-  /// time means the number now belongs to someone else.
-  public static func killLeftovers(of state: RunState) {
-    let pid = state.pid
-    guard pid > 1 else { return }
+  /// Kills every process left of this job after its runner died: those in the
+  /// main process's session or group (a pid is not reused while a session or
+  /// group of that number lives, so only a live leader with another start time
+  /// means the number now belongs to someone else), and those that left both
+  /// (setsid) but still carry the job's `USVC_HOME` and `USVC_JOB`.
+  public func killLeftovers(of state: RunState) {
     let processes = ProcStat.all()
-    if let leader = processes.first(where: { $0.pid == pid }), leader.startTicks != state.pidStart {
-      return
+    var session = state.pid
+    if let leader = processes.first(where: { $0.pid == session }), leader.startTicks != state.pidStart {
+      session = 0
     }
-    for process in processes where process.session == pid || process.processGroup == pid {
-      try? Signal.kill.send(to: process.pid)
+    let marks: Set<String> = ["USVC_HOME=\(home)", "USVC_JOB=\(name)"]
+    let me = getpid()
+    for process in processes where process.pid != me && process.pid > 1 {
+      let inJobSession = session > 1 && (process.session == session || process.processGroup == session)
+      if inJobSession || ProcStat.environment(of: process.pid).filter({ marks.contains($0) }).count == 2 {
+        try? Signal.kill.send(to: process.pid)
+      }
     }
   }
 }

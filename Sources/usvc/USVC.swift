@@ -47,7 +47,7 @@ struct USVC: ParsableCommand {
 
 /// Writes text to stdout now (print buffers, and status lines must come out in order).
 func output(_ text: String) {
-  try? FileDescriptor.standardOutput.writeAll(text.hasSuffix("\n") || text.isEmpty ? text : text + "\n")
+  try? FileDescriptor.standardOutput.writeAll(text.hasSuffix("\n") ? text : text + "\n")
 }
 
 /// One or more selectors: job names, groups, `all`, `live`, `dead`.

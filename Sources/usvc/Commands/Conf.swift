@@ -10,16 +10,27 @@ extension USVC {
     var unset: String?
     @Argument(help: "The job.")
     var job: String
-    @Argument(help: "A key, with or without 'job.' (stop-timeout, args, env, …).")
-    var key: String?
-    @Argument(parsing: .captureForPassthrough, help: "New value(s).")
-    var values: [String] = []
+    @Argument(
+      parsing: .captureForPassthrough,
+      help: "KEY (with or without 'job.': stop-timeout, args, env, …), then new value(s); or --unset KEY.")
+    var keyAndValues: [String] = []
 
     func run() throws {
       let supervisor = try USVC.supervisor()
       guard supervisor.store.exists(job) else { throw UsvcError.noSuchJob(job) }
+      // Values may look like options (-5, --port), so everything after JOB is taken
+      // as given; only a leading --unset KEY is usvc's.
+      var rest = keyAndValues
+      var unset = self.unset
+      if rest.first == "--unset" {
+        guard rest.count == 2, unset == nil else { throw ValidationError("--unset takes one KEY and nothing else") }
+        unset = rest[1]
+        rest = []
+      }
+      let key = rest.first
+      let values = Array(rest.dropFirst())
       if let unset {
-        guard key == nil else { throw ValidationError("--unset takes no other KEY") }
+        guard key == nil else { throw ValidationError("--unset takes one KEY and nothing else") }
         guard let name = ConfKeys.normalize(unset) else { throw UsvcError.unknownKey(unset) }
         try supervisor.changeConf(job, [.unset(name)])
         return

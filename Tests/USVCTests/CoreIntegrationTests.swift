@@ -1,0 +1,319 @@
+import Foundation
+import Testing
+
+@testable import USVCCore
+import USVCSys
+
+/// The core commands, driving the real usvc binary against a real tmux server
+/// and real processes in a temporary USVC_HOME.
+@Suite("core commands, end to end")
+struct CoreIntegrationTests {
+  static let hostileArguments = [
+    "plain", "two words", "", " leading and trailing ", "\"double\"", "'single'", "back\\slash",
+    "ends with;", ";", "semi;colon", "#hash", "#{pane_id}", "$(touch /tmp/usvc-pwned)", "`id`",
+    "new\nline", "tab\there", "-leading-dash", "--", "*", "~", "ünïcødé ✓", "a=b", "\\n",
+  ]
+
+  @Test("hostile arguments reach the program exactly, and the conf reads back the same with git")
+  func hostileArguments() throws {
+    let t = try TestHome()
+    let out = t.file("argv")
+    let dump = try t.script("dump", "for a in \"$@\"; do printf '%s\\0' \"$a\"; done > \"$OUT.tmp\"; mv \"$OUT.tmp\" \"$OUT\"; exec sleep 1000")
+    let started = try t.usvc(["start", "-e", "OUT=\(out)", "args", dump] + Self.hostileArguments)
+    #expect(started.status == 0, "\(started.stderr)")
+    #expect(started.lines == ["started args-1"])
+    #expect(eventually { FileManager.default.fileExists(atPath: out) })
+    let received = try Data(contentsOf: URL(fileURLWithPath: out)).split(separator: 0, omittingEmptySubsequences: false)
+      .dropLast().map { String(decoding: $0, as: UTF8.self) }
+    #expect(received == Self.hostileArguments)
+    #expect(!FileManager.default.fileExists(atPath: "/tmp/usvc-pwned"))
+    let git = try TestHome.run(
+      ["git", "config", "-z", "-f", t.home + "/jobs/args-1.conf", "--get-all", "job.args"], environment: t.environment)
+    #expect(git.status == 0)
+    #expect(git.stdout.split(separator: "\0", omittingEmptySubsequences: false).dropLast().map(String.init) == Self.hostileArguments)
+    #expect(try t.ok("conf", "args-1", "args").stdout == Self.hostileArguments.joined(separator: "\n") + "\n")
+  }
+
+  @Test("the job gets the caller's environment plus -e and USVC_*, the -C directory, and a terminal")
+  func environmentDirectoryTerminal() throws {
+    let t = try TestHome()
+    let out = t.file("env")
+    let work = t.file("work dir")
+    try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+    t.environment["FROM_CALLER"] = "caller value"
+    let probe = try t.script("probe", """
+      { echo "pwd=$(pwd)"; echo "caller=$FROM_CALLER"; echo "extra=$EXTRA"; echo "job=$USVC_JOB"; echo "group=$USVC_GROUP"; echo "home=$USVC_HOME"
+        if [ -t 0 ] && [ -t 2 ]; then echo tty=yes; else echo tty=no; fi; } > "\(out).tmp"; mv "\(out).tmp" "\(out)"; exec sleep 1000
+      """)
+    try t.ok("start", "-C", work, "-e", "EXTRA=x y=z", "probe", probe)
+    #expect(eventually { FileManager.default.fileExists(atPath: out) })
+    let lines = t.read(out)?.split(separator: "\n").map(String.init) ?? []
+    #expect(lines == ["pwd=\(work)", "caller=caller value", "extra=x y=z", "job=probe-1", "group=probe", "home=\(t.home)", "tty=yes"])
+  }
+
+  @Test("groups name jobs GROUP-N with the lowest free N, listed in natural order")
+  func groupsAndNaturalOrder() throws {
+    let t = try TestHome()
+    #expect(try t.ok("start", "-n", "11", "web", "sleep", "1000").lines == (1...11).map { "started web-\($0)" })
+    try t.ok("start", "db", "sleep", "1000")
+    #expect(try t.ok("jobs").lines == ["db-1"] + (1...11).map { "web-\($0)" })
+    try t.ok("rm", "web-2", "web-10")
+    #expect(try t.ok("start", "-n", "3", "web", "sleep", "1000").lines == ["started web-2", "started web-10", "started web-12"])
+    #expect(try t.ok("jobs", "web-3", "db").lines == ["db-1", "web-3"])
+    #expect(try t.ok("pidof", "web").lines.count == 12)
+    let missing = try t.usvc("jobs", "nope")
+    #expect(missing.status == 1)
+    #expect(missing.stderr == "usvc: no job or group named 'nope'\n")
+  }
+
+  @Test("a crashed job is restarted with a new pid and its restart counter grows")
+  func crashRestarts() throws {
+    let t = try TestHome()
+    try t.ok("start", "crash", "sleep", "1000")
+    try t.ok("conf", "crash-1", "stable-after", "0")
+    try t.ok("restart", "crash-1")
+    let first = try #require(try t.pid("crash-1"))
+    let restartsBefore = try t.view("crash-1").run.restarts
+    kill(first, SIGKILL)
+    #expect(try eventually { try t.pid("crash-1").map { $0 != first } ?? false })
+    let view = try t.view("crash-1")
+    #expect(view.run.restarts == restartsBefore + 1)
+    #expect(view.run.lastExit == "SIGKILL")
+    #expect(try String(contentsOfFile: "/proc/\(view.pid!)/cmdline", encoding: .utf8).hasPrefix("/usr/bin/sleep\0") || (try String(contentsOfFile: "/proc/\(view.pid!)/cmdline", encoding: .utf8)).hasPrefix("/bin/sleep\0"))
+    let status = try t.ok("status", "crash-1").lines
+    #expect(status.count == 2)
+    #expect(status[1].contains("running") && status[1].contains("exit SIGKILL") && status[1].contains("restarts \(restartsBefore + 1)"))
+  }
+
+  @Test("quick deaths wait 1, 2, 4 s (state waiting), never a hot loop")
+  func backoff() throws {
+    let t = try TestHome()
+    try t.ok("start", "quick", "false")
+    #expect(try eventually { try t.state("quick-1") == .waiting })
+    let status = try t.ok("status", "quick").lines[1]
+    #expect(status.contains("waiting") && status.contains("pid -") && status.contains("exit 1"))
+    #expect(try eventually(within: 12) { try t.view("quick-1").run.runs >= 4 })
+    // The delays between starts, from the events: 1 s, 2 s, 4 s.
+    let events = t.read(t.home + "/events.log")!.split(separator: "\n").filter { $0.contains("\tquick-1\twaiting\t") }
+    #expect(events.prefix(3).map { $0.split(separator: "\t")[3].split(separator: " ")[2] } == ["1s", "2s", "4s"])
+    let runs = try t.view("quick-1").run.runs
+    #expect(runs <= 5, "a hot loop would have run it far more often: \(runs)")
+    #expect(try t.view("quick-1").run.failures == runs)
+  }
+
+  @Test("--once runs the program once: it ends as exited")
+  func once() throws {
+    let t = try TestHome()
+    let out = try t.ok("start", "--once", "one", "true")
+    #expect(out.lines == ["started one-1"])
+    #expect(try eventually { try t.state("one-1") == .exited })
+    #expect(try t.view("one-1").run.runs == 1)
+    #expect(try t.view("one-1").run.lastExit == "0")
+  }
+
+  @Test("stop ends a whole tree, even a double-forked grandchild that ignores SIGTERM")
+  func stopTree() throws {
+    let t = try TestHome()
+    let tree = try t.script("tree", """
+      trap '' TERM HUP
+      ( trap '' TERM HUP; setsid sh -c 'trap "" TERM HUP; exec sleep 1001' & ) &
+      sleep 1002 &
+      while :; do sleep 1; done
+      """)
+    try t.ok("start", "tree", tree)
+    try t.ok("conf", "tree-1", "stop-timeout", "1")
+    try t.ok("restart", "tree-1")
+    #expect(eventually { t.processes(of: "tree-1").count >= 4 })
+    let stopped = try t.ok("stop", "tree")
+    #expect(stopped.lines == ["stopped tree-1"])
+    #expect(t.processes(of: "tree-1").isEmpty)
+    #expect(try t.state("tree-1") == .stopped)
+    #expect(try t.ok("conf", "tree-1", "desired").stdout == "stopped\n")
+    // Stopping a stopped job is not an error.
+    #expect(try t.usvc("stop", "tree-1").status == 0)
+  }
+
+  @Test("restart of a group changes every pid")
+  func restartGroup() throws {
+    let t = try TestHome()
+    try t.ok("start", "-n", "3", "grp", "sleep", "1000")
+    let before = Set(try t.ok("pidof", "grp").lines)
+    #expect(before.count == 3)
+    #expect(try t.ok("restart", "grp").lines == ["started grp-1", "started grp-2", "started grp-3"])
+    let after = Set(try t.ok("pidof", "grp").lines)
+    #expect(after.count == 3)
+    #expect(before.isDisjoint(with: after))
+  }
+
+  @Test("the log keeps every line across 50 restarts and a rotation")
+  func logsAcrossRestarts() throws {
+    let t = try TestHome()
+    let counter = t.file("counter")
+    let job = try t.script("count", """
+      n=$(cat "\(counter)" 2>/dev/null || echo 0); n=$((n + 1)); echo $n > "\(counter)"
+      echo "line $n"
+      [ $n -ge 50 ] && exec sleep 1000
+      exit 3
+      """)
+    try t.ok("start", "--restart", "on-failure", "logged", job)
+    try t.ok("conf", "logged-1", "stable-after", "0")
+    try t.ok("conf", "logged-1", "log-max-bytes", "2000")
+    try t.ok("restart", "logged-1")
+    #expect(eventually(within: 20) { t.read(counter) == "50\n" })
+    #expect(try eventually { try t.state("logged-1") == .running })
+    let logs = t.home + "/logs/"
+    #expect(FileManager.default.fileExists(atPath: logs + "logged-1.log.1"))
+    var all = ""
+    for suffix in [".5", ".4", ".3", ".2", ".1", ""] { all += t.read(logs + "logged-1.log" + suffix) ?? "" }
+    let lines: [String] = all.split(separator: "\n").filter { $0.hasPrefix("line ") }.map(String.init)
+    let expected: [String] = (1...50).map { "line \($0)" }
+    #expect(lines == expected)
+    #expect(all.split(separator: "\n").allSatisfy { $0.hasPrefix("line ") || $0.hasPrefix("[usvc] ") })
+    let tail = try t.ok("logs", "logged-1", "-n", "2").lines
+    #expect(tail == ["[usvc] started pid \(try t.pid("logged-1")!)", "line 50"])
+  }
+
+  @Test("kill -s HUP reaches the job, which keeps running")
+  func killHup() throws {
+    let t = try TestHome()
+    let out = t.file("hup.out")
+    let ready = t.file("ready")
+    let job = try t.script("hup", "trap 'echo got-hup >> \"\(out)\"' HUP; touch \"\(ready)\"; while :; do sleep 0.1; done")
+    try t.ok("start", "hupper", job)
+    #expect(eventually { FileManager.default.fileExists(atPath: ready) })
+    let pid = try t.pid("hupper-1")
+    #expect(try t.ok("kill", "-s", "SIGHUP", "hupper").lines == ["sent SIGHUP to hupper-1"])
+    #expect(eventually { t.read(out) == "got-hup\n" }, "\(t.read(out) ?? "nothing") \(t.read(t.home + "/logs/hupper-1.log") ?? "")")
+    #expect(try t.pid("hupper-1") == pid)
+    let bad = try t.usvc("kill", "-s", "NOPE", "hupper")
+    #expect(bad.status == 1 && bad.stderr == "usvc: unknown signal 'NOPE'\n")
+  }
+
+  @Test("rm stops the jobs and removes window, conf and state, but keeps the log")
+  func remove() throws {
+    let t = try TestHome()
+    try t.ok("start", "-n", "2", "gone", "sleep", "1000")
+    #expect(try t.ok("rm", "gone-1").lines == ["removed gone-1"])
+    #expect(t.processes(of: "gone-1").isEmpty)
+    #expect(try t.ok("jobs").lines == ["gone-2"])
+    for path in ["/jobs/gone-1.conf", "/run/gone-1.state", "/run/gone-1.spec"] {
+      #expect(!FileManager.default.fileExists(atPath: t.home + path))
+    }
+    #expect(FileManager.default.fileExists(atPath: t.home + "/logs/gone-1.log"))
+    #expect(try t.tmux("list-windows", "-t", "=usvc", "-F", "#{window_name}").stdout == "usvc\ngone-2\n")
+  }
+
+  @Test("bad commands, names and options leave nothing behind", arguments: [
+    (["start", "web", "/nonexistent/prog"], "usvc: /nonexistent/prog: No such file or directory"),
+    (["start", "web", "no-such-command-xyz"], "usvc: no-such-command-xyz: command not found"),
+    (["start", "web", "/tmp"], "usvc: /tmp: is a directory"),
+    (["start", "web", "/etc/passwd"], "usvc: /etc/passwd: Permission denied (not executable)"),
+    (["start", "web", "/etc/hostname"], nil),  // Executable here, but not a program: exec fails.
+    (["start", "Web", "true"], "usvc: bad group name 'Web': it must start with a letter a-z"),
+    (["start", "all", "true"], "usvc: bad group name 'all': it is reserved"),
+    (["start", "a/b", "true"], "usvc: bad group name 'a/b': only a-z, 0-9 and - are allowed"),
+    (["start", "../x", "true"], "usvc: bad group name '../x': it must start with a letter a-z"),
+    (["start", "-n", "0", "web", "true"], "usvc: bad value for -n: '0': expected 1 to 1000 jobs"),
+    (["start", "web"], "usvc: missing COMMAND: usvc start GROUP COMMAND [ARG…]"),
+    (["start", "-C", "/nonexistent", "web", "true"], "usvc: /nonexistent: not a directory"),
+    (["start", "-e", "NOEQUALS", "web", "true"], "usvc: bad environment setting 'NOEQUALS': expected KEY=VALUE"),
+    (["start", "--restart", "sometimes", "web", "true"], nil),
+  ])
+  func refusals(arguments: [String], message: String?) throws {
+    let t = try TestHome()
+    let outcome = try t.usvc(arguments)
+    #expect(outcome.status == 1)
+    #expect(outcome.stdout == "")
+    let lines = outcome.stderr.split(separator: "\n")
+    #expect(lines.count == 1 && lines[0].hasPrefix("usvc: "), "\(outcome.stderr)")
+    if let message { #expect(outcome.stderr == message + "\n") }
+    #expect((try? FileManager.default.contentsOfDirectory(atPath: t.home + "/jobs"))?.filter { !$0.hasPrefix(".") } ?? [] == [])
+    #expect(!FileManager.default.fileExists(atPath: t.home + "/tmux.sock"))
+  }
+
+  @Test("conf values round-trip with git config, and bad keys or values are refused")
+  func confRoundTrip() throws {
+    let t = try TestHome()
+    try t.ok("start", "cf", "sleep", "1000")
+    let values = ["a b", "semi;", "#x", "q\"uote", "back\\", "new\nline", "", "ü ✓", " pad "]
+    try t.ok("conf", "cf-1", "env", "A=1", "B=two words")
+    #expect(try t.ok("conf", "cf-1", "env").lines == ["A=1", "B=two words"])
+    let set = try t.usvc(["conf", "cf-1", "args"] + values)
+    #expect(set.status == 0, "\(set.stderr)")
+    let git = try TestHome.run(["git", "config", "-z", "-f", t.home + "/jobs/cf-1.conf", "--get-all", "job.args"], environment: t.environment)
+    #expect(git.stdout.split(separator: "\0", omittingEmptySubsequences: false).dropLast().map(String.init) == values)
+    try t.ok("conf", "cf-1", "stop-timeout", "3")
+    #expect(try TestHome.run(["git", "config", "-f", t.home + "/jobs/cf-1.conf", "job.stop-timeout"], environment: t.environment).stdout == "3\n")
+    for (arguments, message) in [
+      (["conf", "cf-1", "stop-timeout", "-5"], "usvc: bad value for job.stop-timeout: '-5': expected a number of seconds, 0 or more"),
+      (["conf", "cf-1", "restart", "sometimes"], "usvc: bad value for job.restart: 'sometimes': expected always, on-failure or never"),
+      (["conf", "cf-1", "colour", "red"], "usvc: unknown conf key 'colour'"),
+      (["conf", "cf-1", "args", "cr\rhere"], "usvc: bad value for job.args: 'cr\\x0dhere': control characters other than newline and tab are not allowed"),
+      (["conf", "cf-1", "stop-timeout", "1", "2"], "usvc: job.stop-timeout takes one value"),
+      (["conf", "nope-1", "stop-timeout", "1"], "usvc: no job named 'nope-1'"),
+    ] {
+      let before = t.read(t.home + "/jobs/cf-1.conf")
+      let outcome = try t.usvc(arguments)
+      #expect(outcome.status == 1)
+      #expect(outcome.stderr == message + "\n")
+      #expect(t.read(t.home + "/jobs/cf-1.conf") == before)
+    }
+    try t.ok("conf", "cf-1", "--unset", "stop-timeout")
+    #expect(try t.ok("conf", "cf-1", "stop-timeout").stdout == "")
+  }
+
+  @Test("a stale libgit2 lock left by a dead writer is cleared, and concurrent writers lose nothing")
+  func locks() throws {
+    let t = try TestHome()
+    try t.ok("start", "lk", "sleep", "1000")
+    _ = FileManager.default.createFile(atPath: t.home + "/jobs/lk-1.conf.lock", contents: Data("junk".utf8))
+    try t.ok("conf", "lk-1", "after-delay", "1")
+    #expect(try t.ok("conf", "lk-1", "after-delay").stdout == "1\n")
+    // 12 writers at once, each appending its own env entry (read-modify-write of a multivar).
+    DispatchQueue.concurrentPerform(iterations: 12) { index in
+      let current = (try? t.usvc("conf", "lk-1", "env"))?.lines ?? []
+      _ = current
+      _ = try? t.usvc("conf", "lk-1", "pre", "/bin/echo", "\(index)")
+      _ = try? t.usvc("conf", "lk-1", "stop-timeout", "\(index + 1)")
+    }
+    let conf = try TestHome.run(["git", "config", "-f", t.home + "/jobs/lk-1.conf", "--list"], environment: t.environment)
+    #expect(conf.status == 0)
+    #expect(try t.ok("conf", "lk-1", "pre").lines.count == 2)
+  }
+
+  @Test("attach refuses without a terminal")
+  func attachNeedsTerminal() throws {
+    let t = try TestHome()
+    let outcome = try t.usvc("attach")
+    #expect(outcome.status == 1)
+    #expect(outcome.stderr == "usvc: attach needs a terminal: standard input is not one\n")
+  }
+
+  @Test("status: a system line and one line per job, each starting with the host name")
+  func statusLines() throws {
+    let t = try TestHome()
+    try t.ok("start", "-n", "2", "st", "sleep", "1000")
+    try t.ok("start", "--once", "done", "true")
+    #expect(try eventually { try t.state("done-1") == .exited })
+    let lines = try t.ok("status").lines
+    let host = hostName()
+    #expect(lines.count == 4)
+    #expect(lines.allSatisfy { $0.hasPrefix(host + "  ") })
+    #expect(lines[0].contains("  system  up ") && lines[0].contains("  jobs 3: 2 running, 1 exited"))
+    let fields = lines[2].components(separatedBy: "  ").filter { !$0.isEmpty }.map { $0.trimmingCharacters(in: .whitespaces) }
+    #expect(fields[1] == "st-1" && fields[2] == "st" && fields[3] == "running")
+    #expect(fields[4] == "pid \(try t.pid("st-1")!)")
+    #expect(["S", "R"].contains(fields[5]))
+    #expect(fields[6].hasPrefix("up ") && fields[7] == "restarts 0" && fields[8] == "exit -")
+    #expect(fields[9].hasPrefix("cpu ") && fields[10].hasPrefix("mem ") && fields[11].hasSuffix("sleep 1000"))
+    let done = lines[1].components(separatedBy: "  ").filter { !$0.isEmpty }.map { $0.trimmingCharacters(in: .whitespaces) }
+    #expect(Array(done[1...5]) == ["done-1", "done", "exited", "pid -", "-"])
+    #expect(done[6].hasPrefix("down "))
+    #expect(try t.ok("status", "-s").lines.count == 1)
+    let json = try t.ok("status", "--json").lines
+    #expect(json.count == 1)
+    let object = try JSONSerialization.jsonObject(with: Data(json[0].utf8)) as! [String: Any]
+    #expect(object["host"] as? String == host)
+    #expect((object["jobs"] as? [[String: Any]])?.map { $0["name"] as? String } == ["done-1", "st-1", "st-2"])
+  }
+}

@@ -1,0 +1,184 @@
+import Testing
+
+@testable import USVCCore
+@testable import USVCRunner
+import USVCSys
+
+@Suite("runner state machine")
+struct RunnerMachineTests {
+  func machine(_ policy: RestartPolicy = .always, stableAfter: Double = 10, backoffMax: Double = 300) -> RunnerMachine {
+    var spec = JobSpec(name: "t-1", group: "t", command: "/bin/true")
+    spec.restart = policy
+    spec.stableAfter = stableAfter
+    spec.backoffMax = backoffMax
+    spec.stopTimeout = 5
+    return RunnerMachine(spec: spec)
+  }
+
+  @Test("a run shorter than stable-after waits 2^(k-1) s, capped by backoff-max")
+  func backoffDoubles() {
+    var m = machine(backoffMax: 5)
+    var delays: [Double] = []
+    var now = 0.0
+    for _ in 0..<5 {
+      _ = m.handle(.spawned(pid: 100), now: now)
+      _ = m.handle(.childExited(.exited(1), ranFor: 0.5), now: now + 0.5)
+      guard case .waiting(let until) = m.state else { Issue.record("not waiting: \(m.state)"); return }
+      delays.append(until - (now + 0.5))
+      now = until
+      #expect(m.handle(.deadline, now: now) == [.spawn])
+    }
+    #expect(delays == [1, 2, 4, 5, 5])
+  }
+
+  @Test("a run of at least stable-after restarts at once and resets the count")
+  func stableRunResets() {
+    var m = machine()
+    _ = m.handle(.spawned(pid: 1), now: 0)
+    _ = m.handle(.childExited(.exited(1), ranFor: 1), now: 1)
+    #expect(m.quickDeaths == 1)
+    _ = m.handle(.deadline, now: 2)
+    _ = m.handle(.spawned(pid: 2), now: 2)
+    let actions = m.handle(.childExited(.signaled(.kill), ranFor: 10), now: 12)
+    #expect(m.quickDeaths == 0)
+    #expect(m.state == .starting)
+    #expect(actions == [.log("killed by SIGKILL after 10s"), .killJob, .spawn])
+  }
+
+  @Test("restart policies", arguments: [
+    (RestartPolicy.always, TerminationStatus.exited(0), true), (.always, .exited(3), true),
+    (.onFailure, .exited(0), false), (.onFailure, .exited(3), true), (.onFailure, .signaled(.kill), true),
+    (.never, .exited(3), false), (.never, .signaled(.terminate), false),
+  ])
+  func policies(policy: RestartPolicy, status: TerminationStatus, restarts: Bool) {
+    var m = machine(policy, stableAfter: 0)
+    _ = m.handle(.spawned(pid: 1), now: 0)
+    _ = m.handle(.childExited(status, ranFor: 1), now: 1)
+    #expect((m.state == .starting) == restarts)
+    #expect((m.state == .finished(.exited)) == !restarts)
+  }
+
+  @Test("stop: signal, SIGKILL at the deadline, stopped once everything is gone")
+  func stopSequence() {
+    var m = machine()
+    _ = m.handle(.spawned(pid: 7), now: 0)
+    #expect(m.handle(.stopRequested, now: 1) == [.log("stopping: SIGTERM to the job"), .signalJob(.terminate)])
+    #expect(m.deadline == 6)
+    #expect(m.handle(.deadline, now: 3) == [])
+    #expect(m.handle(.deadline, now: 6) == [.log("still running after 5s: SIGKILL"), .killJob])
+    #expect(m.deadline == nil)
+    #expect(m.handle(.allGone, now: 6) == [])  // The main process is not reaped yet.
+    _ = m.handle(.childExited(.signaled(.kill), ranFor: 6), now: 6.1)
+    _ = m.handle(.allGone, now: 6.1)
+    #expect(m.state == .finished(.stopped))
+  }
+
+  @Test("a hangup (tmux gone) stops the job and ends as lost; stop while waiting ends at once")
+  func hangupAndWaiting() {
+    var m = machine()
+    _ = m.handle(.spawned(pid: 7), now: 0)
+    _ = m.handle(.hangup, now: 1)
+    _ = m.handle(.childExited(.signaled(.terminate), ranFor: 1), now: 1)
+    _ = m.handle(.allGone, now: 1)
+    #expect(m.state == .finished(.lost))
+    var w = machine()
+    _ = w.handle(.spawned(pid: 7), now: 0)
+    _ = w.handle(.childExited(.exited(1), ranFor: 0.1), now: 0.1)
+    #expect(w.jobState == .waiting)
+    #expect(w.handle(.stopRequested, now: 0.2) == [])
+    #expect(w.state == .finished(.stopped))
+  }
+
+  @Test("a program that cannot be run ends as failed")
+  func spawnFailure() {
+    var m = machine()
+    #expect(m.handle(.spawnFailed(reason: "x: Permission denied"), now: 0) == [.log("cannot run the program: x: Permission denied")])
+    #expect(m.jobState == .failed)
+  }
+}
+
+@Suite("names, signals, specs and formats")
+struct PureLogicTests {
+  @Test("natural order puts web-2 before web-10")
+  func naturalOrder() {
+    let names = ["web-10", "web-2", "db-1", "web-1", "web-a", "w"]
+    #expect(names.sorted(by: Names.naturalLess) == ["db-1", "w", "web-1", "web-2", "web-10", "web-a"])
+  }
+
+  @Test("the lowest free index is used first")
+  func freeNames() {
+    #expect(Names.freeNames(group: "web", count: 3, taken: ["web-1", "web-3", "web-x-2", "db-2"]) == ["web-2", "web-4", "web-5"])
+    #expect(Names.split(job: "my-app-12")! == ("my-app", 12))
+    #expect(Names.split(job: "web") == nil)
+    #expect(Names.split(job: "web-0") == nil)
+  }
+
+  @Test("group names", arguments: [
+    ("web", true), ("a", true), ("a-1-b", true), (String(repeating: "a", count: 32), true),
+    (String(repeating: "a", count: 33), false), ("", false), ("1web", false), ("Web", false),
+    ("we_b", false), ("all", false), ("live", false), ("dead", false), ("usvc", false), ("wéb", false),
+    ("a/b", false), ("-web", false),
+  ])
+  func groupNames(name: String, valid: Bool) {
+    #expect(((try? Names.validateGroup(name)) != nil) == valid)
+  }
+
+  @Test("signals parse by name, SIG name or number")
+  func signals() {
+    #expect(Signal(parsing: "HUP") == .hangup)
+    #expect(Signal(parsing: "sighup") == .hangup)
+    #expect(Signal(parsing: "9") == .kill)
+    #expect(Signal(parsing: "0") == nil)
+    #expect(Signal(parsing: "65") == nil)
+    #expect(Signal(parsing: "NOPE") == nil)
+    #expect(Signal.terminate.description == "SIGTERM")
+  }
+
+  @Test("a job spec survives encoding, hostile strings included")
+  func specRoundTrip() {
+    var spec = JobSpec(name: "w-1", group: "w", command: "/bin/echo")
+    spec.arguments = ["", "a\nb", "=", "ü"]
+    spec.environment = ["A=1", "B="]
+    spec.restart = .onFailure
+    spec.stopSignal = .hangup
+    spec.stableAfter = 0.5
+    #expect(JobSpec(decoding: spec.encoded()) == spec)
+    #expect(JobSpec(decoding: Array(spec.encoded().dropLast())) == nil)
+  }
+
+  @Test("run state survives encoding")
+  func runStateRoundTrip() {
+    var state = RunState()
+    state.runner = 5
+    state.state = .waiting
+    state.lastExit = "SIGKILL"
+    state.reason = "two\nlines"
+    let decoded = RunState(decoding: state.encoded())
+    #expect(decoded.state == .waiting && decoded.lastExit == "SIGKILL" && decoded.reason == "two lines" && decoded.runner == 5)
+  }
+
+  @Test("durations, sizes and command lines for status")
+  func formats() {
+    #expect(StatusFormat.duration(42) == "42s")
+    #expect(StatusFormat.duration(312) == "5m12s")
+    #expect(StatusFormat.duration(7380) == "2h03m")
+    #expect(StatusFormat.duration(273_600) == "3d04h")
+    #expect(StatusFormat.bytes(812 * 1024) == "812K")
+    #expect(StatusFormat.bytes(13_002_342) == "12.4M")
+    #expect(StatusFormat.commandLine(["/srv/server", "--port", "8080", "two words", "new\nline", ""]) ==
+      "/srv/server --port 8080 'two words' 'new\\nline' ''")
+  }
+
+  @Test("JSON strings are escaped")
+  func json() {
+    #expect(JSON.object([("a", .string("q\"\\\n\u{1}")), ("b", .null), ("c", .number(1.5)), ("d", .number(3))]).encoded()
+      == #"{"a":"q\"\\\n\u0001","b":null,"c":1.5,"d":3}"#)
+  }
+
+  @Test("proc stat lines with spaces and parentheses in the name parse")
+  func procStat() {
+    let line = Array("123 (a) b (c)) S 1 123 123 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 555 1000 42 1844 ".utf8)
+    let stat = ProcStat(line: line)
+    #expect(stat?.pid == 123 && stat?.state == "S" && stat?.parent == 1 && stat?.cpuTicks == 10 && stat?.startTicks == 555 && stat?.residentPages == 42)
+  }
+}
