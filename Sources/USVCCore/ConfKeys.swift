@@ -112,6 +112,9 @@ public enum ConfKeys {
     if let value = conf.value("job.log-keep").flatMap(Int.init) { spec.logKeep = value }
     if let value = conf.value("job.umask").flatMap({ mode_t($0, radix: 8) }) { spec.umask = value }
     spec.desiredRunning = conf.value("job.desired") != "stopped"
+    spec.after = conf.values("job.after")
+    if let value = conf.value("job.after-delay").flatMap(Double.init) { spec.afterDelay = value }
+    spec.propagate = conf.value("job.propagate").flatMap(parseBool) ?? false
     return spec
   }
 }

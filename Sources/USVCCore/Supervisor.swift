@@ -149,6 +149,13 @@ public struct Supervisor: Sendable {
         try store.create(name, [.set("job.name", [name])] + template + [.set("job.env", environment)])
         try writeSpec(name)
       }
+      if !request.after.isEmpty, let cycle = findCycle() {
+        for name in names {
+          let paths = home.paths(name)
+          for path in [paths.conf, paths.spec] { unlink(path) }
+        }
+        throw .dependencyCycle(cycle)
+      }
       return names
     }
     do {
@@ -306,11 +313,6 @@ public struct Supervisor: Sendable {
     try launch(names, started: started)
   }
 
-  /// Starts the jobs again after `stop`, a dead server or a reboot.
-  public func startExisting(_ names: [String], started: (String) -> Void) throws(UsvcError) {
-    try restart(names, started: started)
-  }
-
   /// Undoes a `start` whose program could not be run at all: nothing is left
   /// behind (SPEC: start), not even the tmux server if no other job uses it.
   func rollBack(_ names: [String]) {
@@ -368,8 +370,14 @@ public struct Supervisor: Sendable {
       }
     }
     try store.withWriteLock { () throws(UsvcError) in
+      let before = try store.load(name).values("job.after")
       try store.update(name, changes)
       try writeSpec(name)
+      if let cycle = findCycle() {
+        try store.update(name, [before.isEmpty ? .unset("job.after") : .set("job.after", before)])
+        try writeSpec(name)
+        throw .dependencyCycle(cycle)
+      }
     }
   }
 }

@@ -27,6 +27,11 @@ public struct Runner {
   /// Whether the last byte written to the log was the end of a line.
   var atLineStart = true
   var buffer = [UInt8](repeating: 0, count: 65536)
+  /// What the job waits for before it may start (`job.after`); nil when nothing.
+  var blockedReason: String?
+  /// The main pids of the jobs this one is after, when it last started (for `job.propagate`).
+  var dependencyPids: [String: pid_t] = [:]
+  var nextDependencyCheck: Double = 0
 
   /// Sets up everything, or prints why it cannot and returns nil.
   public init?(home: String, name: String) {
@@ -117,6 +122,9 @@ public struct Runner {
     if let deadline = machine.deadline {
       timeout = Int32(max(0, min(3_600_000, ((deadline - monotonicClock()) * 1000).rounded(.up))))
     }
+    if spec.propagate && !spec.after.isEmpty, case .running = machine.state {
+      timeout = timeout < 0 ? 250 : min(timeout, 250)
+    }
     let ready = poll(&fds, 3, timeout)
     if ready < 0 && errno != EINTR {
       Runner.say("usvc-runner \(paths.name): fatal: poll: \(Errno.current)")
@@ -128,6 +136,7 @@ public struct Runner {
     if let deadline = machine.deadline, monotonicClock() >= deadline {
       perform(machine.handle(.deadline, now: monotonicClock()))
     }
+    checkDependencies()
   }
 
   mutating func handleSignals() {
@@ -205,6 +214,15 @@ public struct Runner {
   mutating func spawnJob() {
     if let bytes = readFile(paths.spec), let fresh = JobSpec(decoding: bytes) { spec = fresh }
     let now = monotonicClock()
+    if let unmet = unmetDependency() {
+      let changed = blockedReason != unmet
+      blockedReason = unmet
+      if changed { say("waiting for \(unmet)") }
+      perform(machine.handle(.blocked, now: now))
+      return
+    }
+    blockedReason = nil
+    dependencyPids = dependencyMainPids()
     if published.started > 0 { published.restarts += 1 }
     published.started = wallClock()
     if let info = fileStatus(spec.command) {
@@ -242,6 +260,52 @@ public struct Runner {
       published.reason = "\(spec.command): \(error)"
       perform(machine.handle(.spawnFailed(reason: published.reason), now: now))
     }
+  }
+
+  /// The jobs (as `JobPaths`) that `job.after` names, without this one.
+  func dependencies() -> [(selector: String, jobs: [JobPaths])] {
+    let names = JobPaths.jobNames(home: paths.home)
+    return spec.after.map { selector in
+      (selector, names.filter { $0 != paths.name }.map { JobPaths(home: paths.home, name: $0) }
+        .filter { $0.isNamed(by: selector) })
+    }
+  }
+
+  /// What keeps the job from starting: a job it is after that does not run
+  /// (long enough, with `job.after-delay`); nil when it may start.
+  func unmetDependency() -> String? {
+    for (selector, jobs) in dependencies() {
+      if jobs.isEmpty { return "\(selector) (no such job or group)" }
+      for job in jobs {
+        guard let live = job.liveState(), live.state == .running else { return "\(job.name) to run" }
+        let ranFor = wallClock() - live.started
+        if ranFor < spec.afterDelay { return "\(job.name) to run for \(format(spec.afterDelay))" }
+      }
+    }
+    return nil
+  }
+
+  func dependencyMainPids() -> [String: pid_t] {
+    var pids: [String: pid_t] = [:]
+    for (_, jobs) in dependencies() {
+      for job in jobs { pids[job.name] = job.liveState()?.pid ?? 0 }
+    }
+    return pids
+  }
+
+  /// With `job.propagate`, restarts the job when a job it is after has a new main pid.
+  mutating func checkDependencies() {
+    guard spec.propagate, !spec.after.isEmpty, case .running = machine.state else { return }
+    let now = monotonicClock()
+    guard now >= nextDependencyCheck else { return }
+    nextDependencyCheck = now + 0.25
+    let current = dependencyMainPids()
+    let restarted = current.contains { name, pid in
+      let before = dependencyPids[name] ?? 0
+      return pid > 0 && before > 0 && pid != before
+    }
+    for (name, pid) in current where pid > 0 { dependencyPids[name] = pid }
+    if restarted { perform(machine.handle(.dependencyRestarted, now: now)) }
   }
 
   /// Copies what the job printed to the pane and the log.
@@ -299,7 +363,10 @@ public struct Runner {
     if case .stopping(_, let killAt, _) = machine.state, killAt.isFinite {
       next.killAt = wallClock() + (killAt - monotonicClock())
     }
-    if case .waiting(let until) = machine.state {
+    if case .waiting = machine.state, let blockedReason {
+      next.retryAt = 0
+      next.reason = "waiting for " + blockedReason
+    } else if case .waiting(let until) = machine.state {
       next.retryAt = wallClock() + (until - monotonicClock())
       next.reason = "back-off after \(machine.quickDeaths) quick death\(machine.quickDeaths == 1 ? "" : "s")"
     } else if state != .failed {
@@ -320,7 +387,9 @@ public struct Runner {
     let detail: String
     switch next.state {
     case .running: detail = "pid \(next.pid)"
-    case .waiting: detail = "restart in \(format(machine.backoff(forQuickDeath: next.quickDeaths))) (\(next.reason))"
+    case .waiting:
+      detail = blockedReason != nil ? next.reason
+        : "restart in \(format(machine.backoff(forQuickDeath: next.quickDeaths))) (\(next.reason))"
     case .failed, .lost: detail = next.reason
     case .stopped: detail = "last exit \(next.lastExit)"
     case .starting, .stopping, .exited: return

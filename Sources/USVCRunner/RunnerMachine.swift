@@ -31,6 +31,10 @@ public struct RunnerMachine: Sendable {
     case deadline
     /// No child process of the runner is left.
     case allGone
+    /// What the job is after (`job.after`) does not run yet: try again shortly.
+    case blocked
+    /// A job this one is after restarted, and `job.propagate` is set.
+    case dependencyRestarted
   }
 
   public enum Action: Equatable, Sendable {
@@ -103,7 +107,11 @@ public struct RunnerMachine: Sendable {
     case (.starting, .hangup):
       state = .finished(.lost)
       return []
-    case (.starting, .childExited), (.starting, .deadline), (.starting, .allGone):
+    case (.starting, .blocked):
+      state = .waiting(until: now + 0.25)
+      return []
+    case (.starting, .childExited), (.starting, .deadline), (.starting, .allGone),
+      (.starting, .dependencyRestarted):
       return []
 
     case (.running(let pid, _), .stopRequested):
@@ -114,8 +122,11 @@ public struct RunnerMachine: Sendable {
       return [.log("terminal gone: stopping the job"), .signalJob(stopSignal)]
     case (.running, .childExited(let status, let ranFor)):
       return ended(status, ranFor: ranFor, now: now)
+    case (.running(let pid, _), .dependencyRestarted):
+      state = .stopping(pid: pid, killAt: now + stopTimeout, final: .starting)
+      return [.log("a job this one is after restarted: restarting (propagate)"), .signalJob(stopSignal)]
     case (.running, .spawned), (.running, .spawnFailed), (.running, .deadline),
-      (.running, .allGone):
+      (.running, .allGone), (.running, .blocked):
       return []
 
     case (.waiting(let until), .deadline):
@@ -129,7 +140,7 @@ public struct RunnerMachine: Sendable {
       state = .finished(.lost)
       return []
     case (.waiting, .spawned), (.waiting, .spawnFailed), (.waiting, .childExited),
-      (.waiting, .allGone):
+      (.waiting, .allGone), (.waiting, .blocked), (.waiting, .dependencyRestarted):
       return []
 
     case (.stopping(_, let killAt, let final), .childExited):
@@ -141,12 +152,20 @@ public struct RunnerMachine: Sendable {
       return [.log("still running after \(format(stopTimeout)): SIGKILL"), .killJob]
     case (.stopping(let pid, _, let final), .allGone):
       guard pid == 0 else { return [] }
+      if final == .starting {
+        state = .starting
+        return [.spawn]
+      }
       state = .finished(final)
       return [.log(final == .lost ? "job stopped: its terminal is gone" : "stopped")]
     case (.stopping(let pid, let killAt, _), .hangup):
       state = .stopping(pid: pid, killAt: killAt, final: .lost)
       return []
-    case (.stopping, .stopRequested), (.stopping, .spawned), (.stopping, .spawnFailed):
+    case (.stopping(let pid, let killAt, let final), .stopRequested):
+      if final == .starting { state = .stopping(pid: pid, killAt: killAt, final: .stopped) }
+      return []
+    case (.stopping, .spawned), (.stopping, .spawnFailed), (.stopping, .blocked),
+      (.stopping, .dependencyRestarted):
       return []
 
     case (.finished, _):

@@ -36,6 +36,11 @@ public struct JobSpec: Equatable, Sendable {
   public var logMaxBytes: Int = 10 << 20
   public var logKeep: Int = 5
   public var desiredRunning: Bool = true
+  /// Jobs or groups that must be running (for `afterDelay` seconds) before this one starts.
+  public var after: [String] = []
+  public var afterDelay: Double = 0
+  /// Restart this job when one it is after restarts.
+  public var propagate = false
   /// The umask of the user who ran `start`, given to the job (usvc itself runs with 077).
   public var umask: mode_t = 0o022
 
@@ -70,6 +75,9 @@ public struct JobSpec: Equatable, Sendable {
     put("log-max-bytes", String(logMaxBytes))
     put("log-keep", String(logKeep))
     put("desired", desiredRunning ? "running" : "stopped")
+    for dependency in after { put("after", dependency) }
+    put("after-delay", String(afterDelay))
+    put("propagate", propagate ? "true" : "false")
     put("umask", String(umask))
     return out
   }
@@ -116,6 +124,9 @@ public struct JobSpec: Equatable, Sendable {
       case "log-max-bytes": logMaxBytes = Int(value) ?? logMaxBytes
       case "log-keep": logKeep = Int(value) ?? logKeep
       case "desired": desiredRunning = value != "stopped"
+      case "after": after.append(value)
+      case "after-delay": afterDelay = Double(value) ?? 0
+      case "propagate": propagate = value == "true"
       case "umask": umask = mode_t(value) ?? umask
       default: break
       }

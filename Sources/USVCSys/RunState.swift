@@ -120,6 +120,28 @@ public struct JobPaths: Sendable {
 }
 
 extension JobPaths {
+  /// Every job name defined under `home` (from `jobs/*.conf`), unsorted.
+  public static func jobNames(home: String) -> [String] {
+    directoryEntries(home + "/jobs").compactMap { entry in
+      entry.hasSuffix(".conf") && !entry.hasPrefix(".") ? String(entry.dropLast(5)) : nil
+    }
+  }
+
+  /// Whether this job is what `selector` names: itself, or its group (`GROUP-N`).
+  public func isNamed(by selector: String) -> Bool {
+    if name == selector { return true }
+    guard name.hasPrefix(selector + "-") else { return false }
+    let index = name.dropFirst(selector.count + 1)
+    return !index.isEmpty && index.allSatisfy(\.isNumber) && index.first != "0"
+  }
+
+  /// The live state of this job as others see it: its runner's record, or nil
+  /// when no runner holds its lock.
+  public func liveState() -> RunState? {
+    guard runnerPid() != nil, let text = readTextFile(state) else { return nil }
+    return RunState(decoding: text)
+  }
+
   /// The pid of the live runner of this job, or nil when none holds its lock.
   /// Asks without taking the lock (F_GETLK), so it never gets in a runner's way.
   public func runnerPid() -> pid_t? {

@@ -3,12 +3,22 @@ import USVCCore
 
 extension USVC {
   struct Resurrect: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Start every job that should run but has no live runner.")
-    func run() throws { throw UsvcError.conflict("resurrect is not implemented yet") }
+    static let configuration = CommandConfiguration(
+      abstract: "Start every job that should run but has no live runner (after a reboot or a dead tmux server).",
+      discussion: "Running jobs are left alone, so it is safe to run at any time, e.g. from an @reboot crontab line.")
+
+    func run() throws {
+      try USVC.supervisor().resurrect { output("started \($0)") }
+    }
   }
 
   struct Shutdown: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Stop every job, then the tmux server; resurrect undoes it.")
-    func run() throws { throw UsvcError.conflict("shutdown is not implemented yet") }
+    static let configuration = CommandConfiguration(
+      abstract: "Stop every job (dependents first), then the tmux server; 'usvc resurrect' undoes it.")
+
+    func run() throws {
+      let supervisor = try USVC.supervisor()
+      try supervisor.shutdown()
+    }
   }
 }
