@@ -62,7 +62,9 @@ extension Supervisor {
   public func resurrect(started: (String) -> Void) throws(UsvcError) {
     let candidates = store.names().filter { name in
       let job = view(name)
-      return job.runner == nil && job.spec?.desiredRunning != false && job.state == .lost
+      // Stopped by `shutdown` (desired still running) or lost; not exited or failed.
+      return job.runner == nil && job.spec?.desiredRunning != false && job.state != .exited
+        && job.state != .failed
     }
     let order = dependencyOrder(candidates)
     guard !order.isEmpty else { return }
