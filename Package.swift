@@ -21,11 +21,17 @@ let package = Package(
     .target(name: "USVCCore", dependencies: ["USVCSys", "CGit2"]),
     .executableTarget(
       name: "usvc",
-      dependencies: ["USVCCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+      dependencies: ["USVCCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+      // Runs once per command: a static Swift runtime saves the loader and the
+      // protocol-conformance scans of half a dozen shared libraries on every call.
+      linkerSettings: [.unsafeFlags(["-static-stdlib", "-use-ld=lld", "-Xlinker", "--no-warnings", "-l_FoundationCollections", "-l_FoundationCShims", "-lswiftSynchronization"])]),
     // One runner exists per job: Glibc only, static stdlib, no Foundation, no libgit2.
     .executableTarget(
       name: "usvc-runner", dependencies: ["USVCRunner"],
-      linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
+      // Fully static: no dynamic loader or shared-library relocations per runner (USS
+      // 176 KiB instead of ~500 KiB with -static-stdlib). Linker warnings are off because
+      // glibc warns about the dlopen in the Swift runtime, which the runner never reaches.
+      linkerSettings: [.unsafeFlags(["-static-executable", "-use-ld=lld", "-Xlinker", "--no-warnings"])]),
     .testTarget(name: "USVCTests", dependencies: ["USVCCore", "USVCRunner"]),
   ],
   swiftLanguageModes: [.v6]

@@ -12,6 +12,11 @@ public struct StartRequest: Sendable {
   public var environment: [String] = []
   public var after: [String] = []
   public var notify: String?
+  /// More conf keys written at creation, after (so over) the ones above (`load`).
+  public var extra: [ConfChange] = []
+  /// The jobs' environment is `environment` alone, not the caller's plus it
+  /// (`load`: a saved environment); usvc's own variables are still set.
+  public var replaceEnvironment = false
   public init(group: String, command: String) {
     self.group = group
     self.command = command
@@ -133,6 +138,10 @@ public struct Supervisor: Sendable {
       try ConfKeys.validate("job.env", setting)
     }
     for dependency in request.after { _ = try select([dependency]) }
+    for case .set(let key, let values) in request.extra {
+      guard !ConfKeys.fixed.contains(key) else { throw .badValue(key: key, value: values.joined(separator: " "), why: "set by usvc") }
+      for value in values { try ConfKeys.validate(key, value) }
+    }
 
     let template: [ConfChange] = [
       .set("job.group", [request.group]), .set("job.cmd", [command]),
@@ -140,12 +149,13 @@ public struct Supervisor: Sendable {
       .set("job.restart", [request.restart.rawValue]), .set("job.desired", ["running"]),
       .set("job.umask", [String(callerUmask, radix: 8)]),
     ] + (request.after.isEmpty ? [] : [.set("job.after", request.after)])
-      + (request.notify.map { [.set("job.on-failure", ["/bin/sh", "-c", $0])] } ?? [])
+      + (request.notify.map { [.set("job.on-failure", ["/bin/sh", "-c", $0])] } ?? []) + request.extra
 
     let names = try store.withWriteLock { () throws(UsvcError) -> [String] in
       let names = Names.freeNames(group: request.group, count: request.count, taken: store.names())
       for name in names {
-        let environment = jobEnvironment(name: name, group: request.group, extra: request.environment)
+        let environment = jobEnvironment(
+          name: name, group: request.group, extra: request.environment, inherit: !request.replaceEnvironment)
         try store.create(name, [.set("job.name", [name])] + template + [.set("job.env", environment)])
         try writeSpec(name)
       }
@@ -166,14 +176,14 @@ public struct Supervisor: Sendable {
     }
   }
 
-  /// The caller's environment, then `-e` settings, then usvc's own; a later
-  /// setting of a key replaces an earlier one. Variables a git config cannot
-  /// hold (control characters) are left out.
-  func jobEnvironment(name: String, group: String, extra: [String]) -> [String] {
+  /// The caller's environment (unless not `inherit`), then `-e` settings, then
+  /// usvc's own; a later setting of a key replaces an earlier one. Variables a
+  /// git config cannot hold (control characters) are left out.
+  func jobEnvironment(name: String, group: String, extra: [String], inherit: Bool = true) -> [String] {
     let own = ["USVC_JOB=\(name)", "USVC_GROUP=\(group)", "USVC_HOME=\(home.path)"]
     var order: [String] = []
     var values: [String: String] = [:]
-    for entry in environment + extra + own {
+    for entry in (inherit ? environment : []) + extra + own {
       guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex,
         (try? ConfKeys.validate("job.env", entry)) != nil
       else { continue }
@@ -200,11 +210,7 @@ public struct Supervisor: Sendable {
   func launch(_ names: [String], started: (String) -> Void) throws(UsvcError) {
     let tmux = try tmux()
     try tmux.ensureServer()
-    var runners: [(String, pid_t)] = []
-    for name in names {
-      tmux.closeWindow(name)  // A dead pane left by a runner that failed.
-      runners.append((name, try tmux.openWindow(name)))
-    }
+    let runners = zip(names, try tmux.openWindows(names))
     var failures: [UsvcError] = []
     for (name, runner) in runners {
       do {

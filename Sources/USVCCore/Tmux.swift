@@ -80,16 +80,34 @@ public struct Tmux: Sendable {
     }
   }
 
-  /// Opens the window of job `name` running its runner; returns the runner's pid.
-  public func openWindow(_ name: String) throws(UsvcError) -> pid_t {
-    let result = try run([
-      "new-window", "-d", "-t", "=usvc:", "-n", name.replacing("#", with: "##"), "-P", "-F", "#{pane_pid}",
-      "--", Tmux.escaped(runner), Tmux.escaped(home.path), Tmux.escaped(name),
-    ])
-    guard result.status.isSuccess, let pid = pid_t(result.output.trimmed) else {
-      throw .tmux("cannot open a window for \(name): \(result.errorOutput.trimmed)")
+  /// Opens a window per job, each running the job's runner, and returns the
+  /// runners' pids in order. Windows a job already has (a dead pane left by a
+  /// runner that failed) are closed first. Up to 40 windows go in one tmux call
+  /// (commands separated by a lone `;` argument), which stays under tmux's
+  /// message size and saves a client start per job.
+  public func openWindows(_ names: [String]) throws(UsvcError) -> [pid_t] {
+    let existing = windows()
+    let stale = names.compactMap { existing[$0] }
+    if !stale.isEmpty { _ = try? run(stale.flatMap { ["kill-window", "-t", $0, ";"] }.dropLast()) }
+    var pids: [pid_t] = []
+    var start = 0
+    while start < names.count {
+      let chunk = names[start..<min(start + 40, names.count)]
+      let commands = chunk.flatMap { name in
+        [
+          "new-window", "-d", "-t", "=usvc:", "-n", name.replacing("#", with: "##"), "-P", "-F", "#{pane_pid}",
+          "--", Tmux.escaped(runner), Tmux.escaped(home.path), Tmux.escaped(name), ";",
+        ]
+      }.dropLast()
+      let result = try run(Array(commands))
+      let opened = result.output.split(separator: "\n").compactMap { pid_t($0) }
+      guard result.status.isSuccess, opened.count == chunk.count else {
+        throw .tmux("cannot open windows for \(chunk.joined(separator: ", ")): \(result.errorOutput.trimmed)")
+      }
+      pids += opened
+      start += chunk.count
     }
-    return pid
+    return pids
   }
 
   /// Window id by window name, for every window of the session.

@@ -26,7 +26,7 @@ public struct Runner {
   var runBegan: Double = 0
   /// Whether the last byte written to the log was the end of a line.
   var atLineStart = true
-  var buffer = [UInt8](repeating: 0, count: 65536)
+  var buffer = [UInt8](repeating: 0, count: 8192)
   /// What the job waits for before it may start (`job.after`); nil when nothing.
   var blockedReason: String?
   /// The main pids of the jobs this one is after, when it last started (for `job.propagate`).
@@ -193,10 +193,8 @@ public struct Runner {
       switch action {
       case .spawn: spawnJob()
       case .log(let text): say(text)
-      case .signalJob(let signal):
-        signalJob(signal)
-        signalJob(.continue)
-      case .killJob: signalJob(.kill)
+      case .signalJob(let signal): signalJob([signal, .continue])
+      case .killJob: signalJob([.kill])
       }
     }
     publish()
@@ -204,10 +202,11 @@ public struct Runner {
 
   /// Signals the job's process group and every other descendant of the runner
   /// (a double-forked child that left the group is reparented to us: subreaper).
-  func signalJob(_ signal: Signal) {
-    if published.pid > 1 { try? signal.send(toGroup: published.pid) }
-    for process in ProcStat.descendants(of: getpid(), in: ProcStat.all()) {
-      try? signal.send(to: process.pid)
+  func signalJob(_ signals: [Signal]) {
+    let descendants = ProcStat.descendantPids(of: getpid())
+    for signal in signals {
+      if published.pid > 1 { try? signal.send(toGroup: published.pid) }
+      for pid in descendants { try? signal.send(to: pid) }
     }
   }
 

@@ -84,16 +84,31 @@ public struct ProcStat: Sendable, Equatable {
     return bytes.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
   }
 
-  /// Every descendant of `ancestor` among `processes` (children, their children, …).
-  public static func descendants(of ancestor: pid_t, in processes: [ProcStat]) -> [ProcStat] {
-    var children: [pid_t: [ProcStat]] = [:]
-    for process in processes { children[process.parent, default: []].append(process) }
-    var result: [ProcStat] = []
-    var queue = children[ancestor] ?? []
-    while let process = queue.popLast() {
-      result.append(process)
-      queue.append(contentsOf: children[process.pid] ?? [])
+  /// The pids of every descendant of `ancestor`, from the kernel's children lists
+  /// (`/proc/PID/task/TID/children`): a few small reads instead of a scan of /proc.
+  public static func descendantPids(of ancestor: pid_t) -> [pid_t] {
+    var result: [pid_t] = []
+    var queue = [ancestor]
+    while let pid = queue.popLast() {
+      for task in directoryEntries("/proc/\(pid)/task") {
+        guard let text = readTextFile("/proc/\(pid)/task/\(task)/children") else { continue }
+        let children = text.split(separator: " ").compactMap { pid_t($0.trimmingSuffix()) }
+        result += children
+        queue += children
+      }
+      if result.count > 100_000 { break }  // A pid loop can't happen; don't spin if it does.
     }
     return result
+  }
+
+
+}
+
+extension Substring {
+  /// Without trailing newlines and spaces.
+  func trimmingSuffix() -> Substring {
+    var text = self
+    while let last = text.last, last == "\n" || last == " " { text.removeLast() }
+    return text
   }
 }

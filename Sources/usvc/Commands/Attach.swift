@@ -5,7 +5,7 @@ import USVCCore
 extension USVC {
   struct Attach: ParsableCommand {
     static let configuration = CommandConfiguration(
-      abstract: "Attach this terminal to a job's window (or to the session).",
+      commandName: "attach", abstract: "Attach this terminal to a job's window (or to the session).",
       discussion: "Ctrl-C is not sent to the job there; detach with C-b d.")
     @Argument(help: "The job to show.")
     var job: String?

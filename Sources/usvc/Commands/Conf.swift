@@ -4,7 +4,7 @@ import USVCCore
 extension USVC {
   struct Conf: ParsableCommand {
     static let configuration = CommandConfiguration(
-      abstract: "Print or change a job's conf; changes take effect at its next start.",
+      commandName: "conf", abstract: "Print or change a job's conf; changes take effect at its next start.",
       discussion: "No KEY: every key as 'git config --list' prints it. KEY: its values. KEY VALUE…: set it (a list key such as args or env takes every VALUE).")
     @Option(help: "Remove KEY.")
     var unset: String?

@@ -3,7 +3,8 @@ import USVCCore
 
 extension USVC {
   struct Events: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the event stream: TIME, JOB, EVENT, DETAIL, tab-separated.")
+    static let configuration = CommandConfiguration(
+      commandName: "events", abstract: "Show the event stream: TIME, JOB, EVENT, DETAIL, tab-separated.")
     @Option(name: .short, help: "How many of the last events.")
     var n: Int = 10
     @Flag(name: .short, help: "Keep following new events until interrupted.")

@@ -3,7 +3,8 @@ import USVCCore
 
 extension USVC {
   struct Jobs: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List job names, one per line.")
+    static let configuration = CommandConfiguration(
+      commandName: "jobs", abstract: "List job names, one per line.")
     @OptionGroup var selection: SelectorArguments
 
     func run() throws {
@@ -13,7 +14,8 @@ extension USVC {
   }
 
   struct Pidof: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print the main pid of each running job, one per line.")
+    static let configuration = CommandConfiguration(
+      commandName: "pidof", abstract: "Print the main pid of each running job, one per line.")
     @OptionGroup var selection: SelectorArguments
 
     func validate() throws {

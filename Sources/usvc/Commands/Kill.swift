@@ -9,7 +9,7 @@ extension Signal: ExpressibleByArgument {
 extension USVC {
   struct Kill: ParsableCommand {
     static let configuration = CommandConfiguration(
-      abstract: "Send a signal to each running job's process group; the restart policy then applies.")
+      commandName: "kill", abstract: "Send a signal to each running job's process group; the restart policy then applies.")
     @Option(name: .short, help: "Signal name (HUP, SIGHUP) or number.")
     var signal: String = "TERM"
     @OptionGroup var selection: SelectorArguments

@@ -4,7 +4,7 @@ import USVCCore
 extension USVC {
   struct Logs: ParsableCommand {
     static let configuration = CommandConfiguration(
-      abstract: "Show the last lines of jobs' logs; with several jobs each line is prefixed 'NAME | '.")
+      commandName: "logs", abstract: "Show the last lines of jobs' logs; with several jobs each line is prefixed 'NAME | '.")
     @Option(name: .short, help: "How many lines of each log.")
     var n: Int = 10
     @Flag(name: .short, help: "Keep following the logs, across rotation, until interrupted.")

@@ -4,7 +4,7 @@ import USVCCore
 extension USVC {
   struct Resurrect: ParsableCommand {
     static let configuration = CommandConfiguration(
-      abstract: "Start every job that should run but has no live runner (after a reboot or a dead tmux server).",
+      commandName: "resurrect", abstract: "Start every job that should run but has no live runner (after a reboot or a dead tmux server).",
       discussion: "Running jobs are left alone, so it is safe to run at any time, e.g. from an @reboot crontab line.")
 
     func run() throws {
@@ -14,7 +14,7 @@ extension USVC {
 
   struct Shutdown: ParsableCommand {
     static let configuration = CommandConfiguration(
-      abstract: "Stop every job (dependents first), then the tmux server; 'usvc resurrect' undoes it.")
+      commandName: "shutdown", abstract: "Stop every job (dependents first), then the tmux server; 'usvc resurrect' undoes it.")
 
     func run() throws {
       let supervisor = try USVC.supervisor()

@@ -5,7 +5,7 @@ import USVCSys
 extension USVC {
   struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(
-      abstract: "Every conf key and every health figure of one job, one 'key: value' per line.")
+      commandName: "show", abstract: "Every conf key and every health figure of one job, one 'key: value' per line.")
     @Argument(help: "The job.")
     var job: String
 

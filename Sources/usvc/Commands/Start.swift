@@ -7,7 +7,7 @@ extension RestartPolicy: ExpressibleByArgument {}
 extension USVC {
   struct Start: ParsableCommand {
     static let configuration = CommandConfiguration(
-      abstract: "Create jobs running COMMAND and start each in its own tmux window.",
+      commandName: "start", abstract: "Create jobs running COMMAND and start each in its own tmux window.",
       discussion: "Jobs are named GROUP-1, GROUP-2, … Everything after GROUP reaches the program exactly as given: no shell.")
 
     @Option(name: .short, help: "How many jobs to create.")

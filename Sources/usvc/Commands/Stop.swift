@@ -4,7 +4,7 @@ import USVCCore
 extension USVC {
   struct Stop: ParsableCommand {
     static let configuration = CommandConfiguration(
-      abstract: "Stop jobs: stop-signal to the whole process tree, SIGKILL after stop-timeout.",
+      commandName: "stop", abstract: "Stop jobs: stop-signal to the whole process tree, SIGKILL after stop-timeout.",
       discussion: "Returns once every process of the jobs is gone. The jobs stay defined, state stopped.")
     @OptionGroup var selection: SelectorArguments
 
@@ -22,7 +22,7 @@ extension USVC {
 
   struct Restart: ParsableCommand {
     static let configuration = CommandConfiguration(
-      abstract: "Stop jobs (if running), then start them again with a fresh back-off.")
+      commandName: "restart", abstract: "Stop jobs (if running), then start them again with a fresh back-off.")
     @OptionGroup var selection: SelectorArguments
 
     func validate() throws {
