@@ -11,8 +11,9 @@ let packageRoot: String = {
   return url.path
 }()
 
-/// The usvc binary under test (built by `swift build` before `swift test`).
-let usvcBinary = packageRoot + "/.build/debug/usvc"
+/// The usvc binary under test (built by `swift build` before `swift test`;
+/// `USVC_TEST_BINARY` names another build, e.g. one with its own --scratch-path).
+let usvcBinary = ProcessInfo.processInfo.environment["USVC_TEST_BINARY"] ?? packageRoot + "/.build/debug/usvc"
 
 /// What one run of usvc did.
 struct Outcome {

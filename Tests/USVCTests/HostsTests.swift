@@ -1,0 +1,324 @@
+import Foundation
+import Testing
+
+@testable import USVCCore
+import USVCSys
+
+/// A throw-away sshd (Tests/fixtures/sshd.sh) whose aliases `hosta` and `hostb`
+/// log in with USVC_HOME set to a home of their own, each holding jobs, and
+/// `hostdown` points at a closed port. `local` runs usvc with USVC_SSH and
+/// USVC_REMOTE_COMMAND pointing at them. Torn down (tmux servers, jobs, sshd,
+/// files) when the test ends.
+final class SSHHosts: @unchecked Sendable {  // Used from one test at a time.
+  let local: TestHome
+  var directory: String { local.root }
+  var homes: [String] { [directory + "/home-a", directory + "/home-b"] }
+
+  /// Starts sshd, then `alpha-1` behind hosta and `beta-1`, `beta-2` behind
+  /// hostb. Cancels (skips) the test when sshd cannot run on this machine.
+  init() throws {
+    local = try TestHome()
+    let fixture = try TestHome.run(
+      ["/bin/bash", packageRoot + "/Tests/fixtures/sshd.sh", "up", local.root], environment: local.environment)
+    if fixture.status == 3 { try skip("sshd cannot run here: \(fixture.stderr)") }
+    guard fixture.status == 0 else { throw FixtureError(what: "sshd.sh up", output: fixture.stderr) }
+    // usvc refuses a home others could write to; the fixture made these with the umask's modes.
+    for home in homes { chmod(home, 0o700) }
+    local.environment["USVC_SSH"] = directory + "/ssh"
+    local.environment["USVC_REMOTE_COMMAND"] = usvcBinary
+    try run(in: homes[0], "start", "alpha", "sleep", "1000")
+    try run(in: homes[1], "start", "-n", "2", "beta", "sleep", "1000")
+  }
+
+  deinit {
+    for home in homes {
+      let socket = home + "/tmux.sock"
+      if FileManager.default.fileExists(atPath: socket) {
+        _ = try? TestHome.run(["tmux", "-S", socket, "kill-server"], environment: local.environment)
+      }
+      for process in ProcStat.all() where ProcStat.environment(of: process.pid).contains("USVC_HOME=\(home)") {
+        kill(process.pid, SIGKILL)
+      }
+    }
+    _ = try? TestHome.run(
+      ["/bin/bash", packageRoot + "/Tests/fixtures/sshd.sh", "down", local.root], environment: local.environment)
+    // `local` goes next and removes the directory.
+  }
+
+  /// Runs usvc locally in one of the remote homes, as if logged in there.
+  func run(in home: String, _ arguments: String...) throws {
+    var environment = local.environment
+    environment["USVC_HOME"] = home
+    let outcome = try TestHome.run([usvcBinary] + arguments, environment: environment)
+    guard outcome.status == 0 else { throw FixtureError(what: "usvc \(arguments)", output: outcome.stderr) }
+  }
+}
+
+/// Cancels (skips) the running test. Not called straight from an initializer:
+/// there a never-returning call makes Swift warn about its generated cleanup.
+func skip(_ why: String) throws { try Test.cancel(Comment(rawValue: why)) }
+
+struct FixtureError: Error, CustomStringConvertible {
+  var what: String
+  var output: String
+  var description: String { "\(what) failed: \(output)" }
+}
+
+/// The second field of each line: `system`, a job name, `unreachable` or `error`.
+func secondFields(_ outcome: Outcome) -> [String] {
+  outcome.lines.map { line in
+    let fields = line.split(separator: " ")
+    return fields.count > 1 ? String(fields[1]) : ""
+  }
+}
+
+/// `usvc status --hosts`, end to end through a real sshd on 127.0.0.1.
+@Suite("status across hosts", .serialized)
+struct HostsTests {
+  @Test("each host's lines come in the order the hosts were given, with that host's own jobs")
+  func orderKept() throws {
+    let s = try SSHHosts()
+    let forward = try s.local.usvc("status", "--hosts", "hosta,hostb")
+    #expect(forward.status == 0, "\(forward.stderr)")
+    #expect(forward.stderr == "")
+    #expect(secondFields(forward) == ["system", "alpha-1", "system", "beta-1", "beta-2"])
+    // The remote prints its own host name (both aliases are this machine), as SPEC says.
+    #expect(forward.lines.allSatisfy { $0.hasPrefix(hostName() + "  ") })
+
+    let reversed = try s.local.usvc("status", "--hosts", "hostb,hosta")
+    #expect(reversed.status == 0, "\(reversed.stderr)")
+    #expect(secondFields(reversed) == ["system", "beta-1", "beta-2", "system", "alpha-1"])
+  }
+
+  @Test("an unreachable host gets one line in its place, the others still print, and the exit code is 2")
+  func unreachableHost() throws {
+    let s = try SSHHosts()
+    let begin = monotonicClock()
+    let mixed = try s.local.usvc("status", "--hosts", "hosta,hostdown,hostb")
+    let elapsed = monotonicClock() - begin
+    #expect(mixed.status == 2)
+    #expect(mixed.stderr == "")
+    #expect(secondFields(mixed) == ["system", "alpha-1", "unreachable", "system", "beta-1", "beta-2"])
+    let down = mixed.lines.filter { $0.hasPrefix("hostdown") }
+    #expect(down.count == 1)
+    #expect(down.first?.hasPrefix("hostdown  unreachable  ssh: connect to host 127.0.0.1 port ") == true, "\(down)")
+    #expect(down.first?.hasSuffix(": Connection refused") == true, "\(down)")
+    // A refused connection is reported at once, not after the 20 s timeout.
+    #expect(elapsed < 10)
+  }
+
+  @Test("--json prints one parseable object per host, an unreachable host as {host, unreachable}")
+  func jsonLines() throws {
+    let s = try SSHHosts()
+    let result = try s.local.usvc("status", "--json", "--hosts", "hosta,hostdown,hostb")
+    #expect(result.status == 2)
+    let objects = try result.lines.map { line in
+      try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")
+    }
+    try #require(objects.count == 3, "\(result.stdout)")
+    func jobNames(_ object: [String: Any]) -> [String] {
+      (object["jobs"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+    }
+    #expect(objects[0]["host"] as? String == hostName())
+    #expect(jobNames(objects[0]) == ["alpha-1"])
+    #expect(Set(objects[1].keys) == ["host", "unreachable"])
+    #expect(objects[1]["host"] as? String == "hostdown")
+    #expect((objects[1]["unreachable"] as? String)?.hasSuffix("Connection refused") == true)
+    #expect(objects[2]["host"] as? String == hostName())
+    #expect(jobNames(objects[2]) == ["beta-1", "beta-2"])
+  }
+
+  @Test("selectors and flags reach the remote usvc as typed, never interpreted by its shell")
+  func selectorsAndFlags() throws {
+    let s = try SSHHosts()
+    let systemOnly = try s.local.usvc("status", "-s", "--hosts", "hosta,hostb")
+    #expect(systemOnly.status == 0, "\(systemOnly.stderr)")
+    #expect(secondFields(systemOnly) == ["system", "system"])
+
+    // hosta has no beta: that host's usvc fails, hostb answers, exit 2.
+    let beta = try s.local.usvc("status", "--hosts", "hosta,hostb", "beta")
+    #expect(beta.status == 2)
+    #expect(beta.lines.first == "hosta  error  no job or group named 'beta'")
+    #expect(secondFields(beta) == ["error", "system", "beta-1", "beta-2"])
+
+    let marker = s.directory + "/pwned"
+    for selector in ["it's $(touch \(marker))", "`touch \(marker)`", "x; touch \(marker)", "-s", "--json"] {
+      let hostile = try s.local.usvc(["status", "--hosts", "hosta", "--", selector])
+      #expect(hostile.status == 2)
+      #expect(hostile.lines == ["hosta  error  no job or group named '\(selector)'"])
+    }
+    #expect(!FileManager.default.fileExists(atPath: marker))
+  }
+
+  @Test("--hosts-file names one host per line; comments and blank lines are skipped")
+  func hostsFile() throws {
+    let s = try SSHHosts()
+    let file = s.local.file("hosts")
+    try "# the b side first\n\nhostb\n   hosta   # then a\r\n\n".write(toFile: file, atomically: true, encoding: .utf8)
+    let result = try s.local.usvc("status", "--hosts-file", file)
+    #expect(result.status == 0, "\(result.stderr)")
+    #expect(secondFields(result) == ["system", "beta-1", "beta-2", "system", "alpha-1"])
+  }
+
+  @Test("a host name that begins with '-', holds spaces or control characters, or is empty is refused before anything runs")
+  func badHostNames() throws {
+    let t = try TestHome()
+    let marker = t.file("pwned")
+    let ran = t.file("ssh-ran")
+    t.environment["USVC_SSH"] = try t.script("ssh", "touch '\(ran)'")
+    let cases: [([String], String)] = [
+      (["--hosts", "-oProxyCommand=touch \(marker)"], "-oProxyCommand=touch \(marker)"),
+      (["--hosts=-oProxyCommand=touch \(marker)"], "-oProxyCommand=touch \(marker)"),
+      (["--hosts", "hosta,-oProxyCommand=touch \(marker)"], "-oProxyCommand=touch \(marker)"),
+      (["--hosts", "two words"], "two words"),
+      (["--hosts", "hosta,,hostb"], ""),
+      (["--hosts", ""], ""),
+      (["--hosts", "tab\there"], "tab\\there"),
+      (["--hosts", "new\nline"], "new\\nline"),
+    ]
+    for (arguments, shown) in cases {
+      let result = try t.usvc(["status"] + arguments)
+      #expect(result.status == 1, "\(arguments)")
+      #expect(result.stdout == "")
+      #expect(result.stderr == "usvc: bad host name '\(shown)'\n")
+    }
+    try "hosta\n-oProxyCommand=touch \(marker)\n".write(toFile: t.file("hosts"), atomically: true, encoding: .utf8)
+    let fromFile = try t.usvc("status", "--hosts-file", t.file("hosts"))
+    #expect(fromFile.status == 1)
+    #expect(fromFile.stderr == "usvc: bad host name '-oProxyCommand=touch \(marker)'\n")
+    #expect(!FileManager.default.fileExists(atPath: marker))
+    #expect(!FileManager.default.fileExists(atPath: ran))
+  }
+
+  @Test("an unreadable or empty hosts file is refused with its reason, exit 1")
+  func badHostsFile() throws {
+    let t = try TestHome()
+    let missing = try t.usvc("status", "--hosts-file", t.file("nope"))
+    #expect(missing.status == 1)
+    #expect(missing.stderr == "usvc: \(t.file("nope")): No such file or directory\n")
+    let directory = try t.usvc("status", "--hosts-file", t.root)
+    #expect(directory.stderr == "usvc: \(t.root): Is a directory\n")
+    try "# nobody\n\n".write(toFile: t.file("empty"), atomically: true, encoding: .utf8)
+    let empty = try t.usvc("status", "--hosts-file", t.file("empty"))
+    #expect(empty.status == 1)
+    #expect(empty.stderr == "usvc: \(t.file("empty")): no host names in it\n")
+    t.environment["USVC_SSH"] = "no-such-ssh"
+    let noSSH = try t.usvc("status", "--hosts", "hosta")
+    #expect(noSSH.status == 1)
+    #expect(noSSH.stderr == "usvc: no-such-ssh: command not found\n")
+  }
+}
+
+/// RemoteStatus itself, with stand-ins for ssh: deadlines, the bound, quoting, outcomes.
+@Suite("status across hosts: the core")
+struct CoreHostsTests {
+  /// A RemoteStatus whose ssh is a shell script; in it `$6` is the host.
+  func makeRemote(_ t: TestHome, hosts: [String], ssh body: String) throws -> RemoteStatus {
+    try RemoteStatus(
+      hosts: hosts, selectors: [], json: false, systemOnly: false,
+      environment: ["USVC_SSH=\(try t.script("ssh", body))", "PATH=/usr/bin:/bin"])
+  }
+
+  func ask(_ remote: RemoteStatus) -> (reports: [HostReport], seconds: Double) {
+    let begin = monotonicClock()
+    var reports: [HostReport] = []
+    remote.run { reports.append($0) }
+    return (reports, monotonicClock() - begin)
+  }
+
+  @Test("a host that does not answer in time is killed at its deadline and reported as timed out; hosts run in parallel")
+  func timeout() throws {
+    let t = try TestHome()
+    var remote = try makeRemote(t, hosts: ["slow1", "fast", "slow2"], ssh: #"[ "$6" = fast ] || exec sleep 60; echo "$6  system""#)
+    remote.timeout = 1
+    let (reports, seconds) = ask(remote)
+    #expect(reports == [
+      HostReport(host: "slow1", output: "", outcome: .unreachable("timed out after 1 s")),
+      HostReport(host: "fast", output: "fast  system\n", outcome: .answered),
+      HostReport(host: "slow2", output: "", outcome: .unreachable("timed out after 1 s")),
+    ])
+    // One after the other, the two slow hosts would take 2 s.
+    #expect(seconds >= 1 && seconds < 1.9, "\(seconds)")
+  }
+
+  @Test("no more than maxParallel ssh run at once")
+  func bound() throws {
+    let t = try TestHome()
+    var remote = try makeRemote(t, hosts: ["a", "b", "c", "d"], ssh: "exec sleep 60")
+    remote.timeout = 0.5
+    remote.maxParallel = 2
+    let (reports, seconds) = ask(remote)
+    #expect(reports.map(\.host) == ["a", "b", "c", "d"])
+    #expect(reports.allSatisfy { $0.outcome == .unreachable("timed out after 0.5 s") })
+    // Two waves of 0.5 s; all four at once would take 0.5 s.
+    #expect(seconds >= 1, "\(seconds)")
+  }
+
+  @Test("a host is done when its ssh ends, even if a child of ssh keeps the pipes open")
+  func leftoverChild() throws {
+    let t = try TestHome()
+    let pidFile = t.file("leftover")
+    let remote = try makeRemote(t, hosts: ["h"], ssh: #"sleep 30 & echo $! > "\#(pidFile)"; echo "$6  system""#)
+    let (reports, seconds) = ask(remote)
+    if let pid = t.read(pidFile).flatMap({ pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) {
+      kill(pid, SIGKILL)
+    }
+    #expect(reports == [HostReport(host: "h", output: "h  system\n", outcome: .answered)])
+    #expect(seconds < 5, "\(seconds)")
+  }
+
+  @Test("every remote word is single-quoted so a POSIX shell gives it back exactly")
+  func quoting() throws {
+    #expect(RemoteStatus.shellQuoted("it's") == #"'it'\''s'"#)
+    let words = CoreIntegrationTests.hostileArguments
+    let script = #"printf '%s\0' "# + words.map(RemoteStatus.shellQuoted).joined(separator: " ")
+    let result = try TestHome.run(["/bin/sh", "-c", script], environment: [:])
+    #expect(result.stdout.split(separator: "\0", omittingEmptySubsequences: false).dropLast().map(String.init) == words)
+  }
+
+  @Test("ssh gets its options, --, the host, then the remote command as one quoted line")
+  func sshArguments() throws {
+    let t = try TestHome()
+    let fake = try t.script("ssh", "exit 0")
+    let remote = try RemoteStatus(
+      hosts: ["hosta"], selectors: ["web", "it's"], json: true, systemOnly: true,
+      environment: ["PATH=\(t.root):/usr/bin", "USVC_REMOTE_COMMAND=/opt/my usvc"])
+    #expect(remote.ssh == fake)
+    #expect(remote.sshArguments(for: "hosta") == [
+      fake, "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "--", "hosta",
+      #"'/opt/my usvc' 'status' '--json' '-s' '--' 'web' 'it'\''s'"#,
+    ])
+    let plain = try RemoteStatus(
+      hosts: ["hosta"], selectors: [], json: false, systemOnly: false, environment: ["USVC_SSH=\(fake)"])
+    #expect(plain.remoteCommandLine == "'usvc' 'status'")
+  }
+
+  @Test("exit 255, a signal or a timeout is unreachable; a remote usvc's own error is an error line")
+  func outcomes() {
+    func outcome(_ status: TerminationStatus, _ output: String, _ errors: String, timedOut: Bool = false) -> HostReport.Outcome {
+      RemoteStatus.outcome(of: status, timedOut: timedOut, output: output, errors: errors, timeout: 20)
+    }
+    #expect(outcome(.exited(0), "h  system\n", "") == .answered)
+    #expect(outcome(.exited(255), "", "ssh: connect to host x port 22: Connection refused\r\n")
+      == .unreachable("ssh: connect to host x port 22: Connection refused"))
+    #expect(outcome(.exited(255), "", "") == .unreachable("ssh failed (exit 255)"))
+    #expect(outcome(.exited(1), "", "usvc: no job or group named 'x'\n") == .failed("no job or group named 'x'"))
+    #expect(outcome(.exited(127), "", "bash: line 1: usvc: command not found\n")
+      == .unreachable("bash: line 1: usvc: command not found"))
+    #expect(outcome(.exited(3), "h  system\n", "") == .failed("exit 3"))
+    #expect(outcome(.signaled(.terminate), "", "") == .unreachable("ssh ended by SIGTERM"))
+    #expect(outcome(.signaled(.kill), "h  system\n", "", timedOut: true) == .unreachable("timed out after 20 s"))
+    #expect(outcome(.exited(255), "", "evil \u{1b}[31mred\n") == .unreachable("evil \\x1b[31mred"))
+  }
+
+  @Test("an unreachable host renders as one line, a failed one as its output then an error line")
+  func rendering() {
+    let down = HostReport(host: "b", output: "partial", outcome: .unreachable("timed out after 20 s"))
+    #expect(down.rendered(json: false) == "b  unreachable  timed out after 20 s\n")
+    #expect(down.rendered(json: true) == #"{"host":"b","unreachable":"timed out after 20 s"}"# + "\n")
+    let failed = HostReport(host: "a", output: "a  system", outcome: .failed("no job or group named 'x'"))
+    #expect(failed.rendered(json: false) == "a  system\na  error  no job or group named 'x'\n")
+    #expect(failed.rendered(json: true) == "a  system\n" + #"{"host":"a","error":"no job or group named 'x'"}"# + "\n")
+    #expect(HostReport(host: "c", output: "", outcome: .answered).rendered(json: false) == "")
+  }
+}
