@@ -16,7 +16,7 @@ public enum ConfKeys {
     "stable-after": (false, .seconds), "backoff-max": (false, .seconds),
     "after": (true, .text), "after-delay": (false, .seconds), "propagate": (false, .bool),
     "pre": (true, .text), "post": (true, .text), "on-failure": (true, .text),
-    "desired": (false, .desired), "log-max-bytes": (false, .count), "log-keep": (false, .count), "umask": (false, .octal),
+    "desired": (false, .desired), "log-max-bytes": (false, .count), "log-keep": (false, .count), "umask": (false, .octal), "hook-timeout": (false, .seconds),
   ]
 
   /// Keys only usvc sets.
@@ -115,6 +115,10 @@ public enum ConfKeys {
     spec.after = conf.values("job.after")
     if let value = conf.value("job.after-delay").flatMap(Double.init) { spec.afterDelay = value }
     spec.propagate = conf.value("job.propagate").flatMap(parseBool) ?? false
+    spec.pre = conf.values("job.pre")
+    spec.post = conf.values("job.post")
+    spec.onFailure = conf.values("job.on-failure")
+    if let value = conf.value("job.hook-timeout").flatMap(Double.init) { spec.hookTimeout = value }
     return spec
   }
 }

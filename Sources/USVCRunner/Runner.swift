@@ -32,6 +32,8 @@ public struct Runner {
   /// The main pids of the jobs this one is after, when it last started (for `job.propagate`).
   var dependencyPids: [String: pid_t] = [:]
   var nextDependencyCheck: Double = 0
+  /// Hooks still running: pid → (which, when it is killed).
+  var hooks: [pid_t: (name: String, killAt: Double)] = [:]
 
   /// Sets up everything, or prints why it cannot and returns nil.
   public init?(home: String, name: String) {
@@ -125,6 +127,10 @@ public struct Runner {
     if spec.propagate && !spec.after.isEmpty, case .running = machine.state {
       timeout = timeout < 0 ? 250 : min(timeout, 250)
     }
+    if let hookDeadline = hooks.values.map(\.killAt).min(), hookDeadline.isFinite {
+      let due = Int32(max(0, min(3_600_000, ((hookDeadline - monotonicClock()) * 1000).rounded(.up))))
+      timeout = timeout < 0 ? due : min(timeout, due)
+    }
     let ready = poll(&fds, 3, timeout)
     if ready < 0 && errno != EINTR {
       Runner.say("usvc-runner \(paths.name): fatal: poll: \(Errno.current)")
@@ -137,6 +143,7 @@ public struct Runner {
       perform(machine.handle(.deadline, now: monotonicClock()))
     }
     checkDependencies()
+    if !hooks.isEmpty { killOverdueHooks() }
   }
 
   mutating func handleSignals() {
@@ -144,24 +151,32 @@ public struct Runner {
     while true {
       let number = usvc_signalfd_read(signals.rawValue)
       if number == 0 { break }
-      switch number {
-      case SIGCHLD: childEnded = true
-      case SIGTERM, SIGINT, SIGQUIT: perform(machine.handle(.stopRequested, now: monotonicClock()))
-      case SIGHUP:
-        paneOpen = false
-        perform(machine.handle(.hangup, now: monotonicClock()))
-      case SIGWINCH:
-        var size = winsize()
-        if usvc_get_winsize(0, &size) == 0 { _ = usvc_set_winsize(master.rawValue, &size) }
-      default: break  // SIGPIPE, SIGTSTP: nothing to do, blocked so they do no harm.
-      }
+      if number == SIGCHLD { childEnded = true } else { handle(signal: number) }
     }
     if childEnded { reapChildren() }
+  }
+
+  /// Every signal but SIGCHLD (see `reapChildren`).
+  mutating func handle(signal number: Int32) {
+    switch number {
+    case SIGTERM, SIGINT, SIGQUIT: perform(machine.handle(.stopRequested, now: monotonicClock()))
+    case SIGHUP:
+      paneOpen = false
+      perform(machine.handle(.hangup, now: monotonicClock()))
+    case SIGWINCH:
+      var size = winsize()
+      if usvc_get_winsize(0, &size) == 0 { _ = usvc_set_winsize(master.rawValue, &size) }
+    default: break  // SIGPIPE, SIGTSTP: nothing to do, blocked so they do no harm.
+    }
   }
 
   /// SIGCHLD coalesces: reap until nothing is left to reap.
   mutating func reapChildren() {
     while let (pid, status) = reapAnyChild() {
+      if let hook = hooks.removeValue(forKey: pid) {
+        if !status.isSuccess { say("hook \(hook.name) ended with \(status)") }
+        continue
+      }
       guard pid == mainPid else { continue }  // A straggler of the job.
       // Output the job wrote before it ended comes before the line saying so.
       pumpOutput()
@@ -174,6 +189,10 @@ public struct Runner {
       published.pid = 0
       Events.append(home: paths.home, job: paths.name, event: "exited", detail: "\(status) after \(format(ranFor))")
       perform(machine.handle(.childExited(status, ranFor: ranFor), now: monotonicClock()))
+      // After the machine acted (its SIGKILL to stragglers must not hit them).
+      let facts = hookFacts(status, ranFor: ranFor)
+      if !spec.post.isEmpty { startHook("post", spec.post, facts) }
+      if !status.isSuccess && !spec.onFailure.isEmpty { startHook("on-failure", spec.onFailure, facts) }
     }
     if case .stopping = machine.state, !hasChildren() {
       perform(machine.handle(.allGone, now: monotonicClock()))
@@ -222,6 +241,10 @@ public struct Runner {
     }
     blockedReason = nil
     dependencyPids = dependencyMainPids()
+    if !spec.pre.isEmpty {
+      let facts = hookFacts(nil, ranFor: 0)
+      guard let pid = startHook("pre", spec.pre, facts), waitForPreHook(pid) else { return }
+    }
     if published.started > 0 { published.restarts += 1 }
     published.started = wallClock()
     if let info = fileStatus(spec.command) {
@@ -305,6 +328,74 @@ public struct Runner {
     }
     for (name, pid) in current where pid > 0 { dependencyPids[name] = pid }
     if restarted { perform(machine.handle(.dependencyRestarted, now: now)) }
+  }
+
+  /// What a hook learns besides the job's environment.
+  func hookFacts(_ status: TerminationStatus?, ranFor: Double) -> [String] {
+    ["USVC_EXIT=\(status?.description ?? "")", "USVC_RUN_SECONDS=\(format(ranFor).dropLast())",
+     "USVC_RESTARTS=\(published.restarts)"]
+  }
+
+  /// Starts a hook in a session of its own, its output on the job's terminal
+  /// (so in the pane and the log), killed if it runs past `job.hook-timeout`.
+  @discardableResult
+  mutating func startHook(_ name: String, _ argv: [String], _ facts: [String]) -> pid_t? {
+    do {
+      let pid = try spawn(
+        argv, environment: spec.environment + facts, directory: spec.directory, newSession: true,
+        actions: [.open(slavePath, as: 0, flags: O_RDWR | O_NOCTTY), .duplicate(0, as: 1), .duplicate(0, as: 2),
+                  .closeFrom(3)])
+      hooks[pid] = (name, monotonicClock() + spec.hookTimeout)
+      return pid
+    } catch {
+      say("hook \(name) cannot run: \(argv[0]): \(error)")
+      return nil
+    }
+  }
+
+  /// Waits for the pre hook before a start, but never past its timeout and
+  /// never through a stop: false when a signal came first (the start is then
+  /// abandoned and the main loop handles the signal).
+  mutating func waitForPreHook(_ pid: pid_t) -> Bool {
+    while hooks[pid] != nil {
+      var status: Int32 = 0
+      if waitpid(pid, &status, WNOHANG) == pid {
+        hooks[pid] = nil
+        let ended = TerminationStatus(waitStatus: status)
+        if !ended.isSuccess { say("hook pre ended with \(ended); starting anyway") }
+        return true
+      }
+      if killOverdueHooks() { return true }
+      var fds = [pollfd(fd: signals.rawValue, events: Int16(POLLIN), revents: 0),
+                 pollfd(fd: master.rawValue, events: Int16(POLLIN), revents: 0)]
+      _ = poll(&fds, 2, 10)
+      if fds[1].revents != 0 { pumpOutput() }
+      // SIGCHLD is the hook (waitpid above sees it); any other signal ends the wait.
+      var others: [Int32] = []
+      while case let number = usvc_signalfd_read(signals.rawValue), number != 0 {
+        if number != SIGCHLD { others.append(number) }
+      }
+      if !others.isEmpty {
+        try? Signal.kill.send(toGroup: pid)
+        for number in others { handle(signal: number) }
+        return false
+      }
+    }
+    return true
+  }
+
+  /// Kills hooks past their time; true when any was.
+  @discardableResult
+  mutating func killOverdueHooks() -> Bool {
+    let now = monotonicClock()
+    var killed = false
+    for (pid, hook) in hooks where now >= hook.killAt && hook.killAt.isFinite {
+      try? Signal.kill.send(toGroup: pid)
+      say("hook \(hook.name) still running after \(format(spec.hookTimeout)): killed")
+      hooks[pid] = (hook.name, .infinity)
+      killed = true
+    }
+    return killed
   }
 
   /// Copies what the job printed to the pane and the log.

@@ -41,6 +41,12 @@ public struct JobSpec: Equatable, Sendable {
   public var afterDelay: Double = 0
   /// Restart this job when one it is after restarts.
   public var propagate = false
+  /// Hooks (argv): before each start, after each exit, after each failed run.
+  public var pre: [String] = []
+  public var post: [String] = []
+  public var onFailure: [String] = []
+  /// Seconds a hook may run before it is killed.
+  public var hookTimeout: Double = 10
   /// The umask of the user who ran `start`, given to the job (usvc itself runs with 077).
   public var umask: mode_t = 0o022
 
@@ -78,6 +84,10 @@ public struct JobSpec: Equatable, Sendable {
     for dependency in after { put("after", dependency) }
     put("after-delay", String(afterDelay))
     put("propagate", propagate ? "true" : "false")
+    for word in pre { put("pre", word) }
+    for word in post { put("post", word) }
+    for word in onFailure { put("on-failure", word) }
+    put("hook-timeout", String(hookTimeout))
     put("umask", String(umask))
     return out
   }
@@ -127,6 +137,10 @@ public struct JobSpec: Equatable, Sendable {
       case "after": after.append(value)
       case "after-delay": afterDelay = Double(value) ?? 0
       case "propagate": propagate = value == "true"
+      case "pre": pre.append(value)
+      case "post": post.append(value)
+      case "on-failure": onFailure.append(value)
+      case "hook-timeout": hookTimeout = Double(value) ?? hookTimeout
       case "umask": umask = mode_t(value) ?? umask
       default: break
       }

@@ -133,3 +133,52 @@ struct FaultAndDependencyTests {
     #expect(try t.ok("events", "-n", "2").lines == Array(lines.suffix(2)))
   }
 }
+
+@Suite("hooks")
+struct HookTests {
+  @Test("pre, post and on-failure hooks run with the job's environment and USVC_EXIT, USVC_RUN_SECONDS, USVC_RESTARTS")
+  func hooksRun() throws {
+    let t = try TestHome()
+    let record = try t.script("record", "echo \"$1 exit=$USVC_EXIT restarts=$USVC_RESTARTS job=$USVC_JOB secs=$USVC_RUN_SECONDS\" >> \"\(t.file("hooks.log"))\"")
+    let job = try t.script("job", "[ -e \"\(t.file("second"))\" ] && exec sleep 1000; touch \"\(t.file("second"))\"; exit 4")
+    try t.ok("start", "hk", job)
+    try t.ok("conf", "hk-1", "pre", record, "pre")
+    try t.ok("conf", "hk-1", "post", record, "post")
+    try t.ok("conf", "hk-1", "on-failure", record, "failure")
+    try t.ok("conf", "hk-1", "stable-after", "0")
+    try t.usvc("stop", "hk-1")
+    try FileManager.default.removeItem(atPath: t.file("second"))
+    try t.ok("restart", "hk-1")
+    #expect(eventually { (t.read(t.file("hooks.log")) ?? "").split(separator: "\n").count >= 4 })
+    let lines = (t.read(t.file("hooks.log")) ?? "").split(separator: "\n").map(String.init)
+    #expect(lines.count == 4)
+    #expect(lines[0].hasPrefix("pre exit= restarts=") && lines[0].contains("job=hk-1"))
+    #expect(lines.contains { $0.hasPrefix("post exit=4 ") })
+    #expect(lines.contains { $0.hasPrefix("failure exit=4 ") && $0.contains("job=hk-1") })
+    #expect(lines.last!.hasPrefix("pre exit=4") || lines.filter { $0.hasPrefix("pre ") }.count == 2)
+  }
+
+  @Test("a hanging hook is killed at hook-timeout and never blocks stop")
+  func hangingHook() throws {
+    let t = try TestHome()
+    try t.ok("start", "hang", "sleep", "1000")
+    try t.ok("conf", "hang-1", "pre", "/bin/sleep", "1000")
+    try t.ok("conf", "hang-1", "hook-timeout", "1")
+    try t.ok("restart", "hang-1")
+    #expect(try eventually(within: 5) { try t.state("hang-1") == .running })
+    #expect((t.read(t.home + "/logs/hang-1.log") ?? "").contains("[usvc] hook pre still running after 1s: killed"))
+    try t.ok("conf", "hang-1", "--unset", "pre")
+    try t.ok("conf", "hang-1", "hook-timeout", "100")
+    try t.ok("conf", "hang-1", "post", "/bin/sleep", "1000")
+    try t.ok("conf", "hang-1", "stop-timeout", "1")
+    try t.ok("restart", "hang-1")
+    let pid = try #require(try t.pid("hang-1"))
+    kill(pid, SIGKILL)
+    #expect(try eventually { try t.pid("hang-1").map { $0 != pid } ?? false })
+    // The post hook hangs (100 s); stop still ends everything within stop-timeout.
+    let began = Date()
+    try t.ok("stop", "hang-1")
+    #expect(Date().timeIntervalSince(began) < 8)
+    #expect(t.processes(of: "hang-1").isEmpty)
+  }
+}
