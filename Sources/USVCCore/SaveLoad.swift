@@ -17,12 +17,16 @@ import USVCSys
 /// `desired`), taken from the group's lowest-numbered job: the jobs of a group
 /// share their definition.
 extension Supervisor {
-  /// The job keys a saved group holds, in the order they are written.
-  public static let savedKeys = [
-    "cmd", "args", "cwd", "env", "restart", "after", "after-delay", "propagate", "stop-signal",
-    "stop-timeout", "stable-after", "backoff-max", "pre", "post", "on-failure", "log-max-bytes",
-    "log-keep", "umask",
-  ]
+  /// The job keys a saved group holds, in the order they are written: every
+  /// known key but those usvc sets per job, so a key added later is saved too.
+  public static let savedKeys: [String] = {
+    let first = [
+      "cmd", "args", "cwd", "env", "restart", "after", "after-delay", "propagate", "stop-signal",
+      "stop-timeout", "stable-after", "backoff-max", "pre", "post", "on-failure",
+    ]
+    let perJob: Set<String> = ["name", "group", "desired"]
+    return first + ConfKeys.known.keys.filter { !first.contains($0) && !perJob.contains($0) }.sorted()
+  }()
 
   /// Variables usvc sets for each job itself: not part of a saved definition.
   static let ownVariables = ["USVC_JOB=", "USVC_GROUP=", "USVC_HOME="]

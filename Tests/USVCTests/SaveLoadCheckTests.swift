@@ -49,7 +49,7 @@ struct SaveLoadCheckTests {
        "--after", "zdb", "--notify", "echo failed", "web", dump] + Self.hostileArguments)
     #expect(started.status == 0, "\(started.stderr)")
     for (key, value) in [("stop-timeout", "3"), ("stop-signal", "INT"), ("stable-after", "2"), ("backoff-max", "60"),
-                         ("after-delay", "0.5"), ("propagate", "true")] {
+                         ("after-delay", "0.5"), ("propagate", "true"), ("log-keep", "3")] {
       for job in ["web-1", "web-2"] { try t.ok("conf", job, key, value) }
     }
     let saver = try t.supervisor
