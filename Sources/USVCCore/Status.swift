@@ -50,11 +50,6 @@ extension Supervisor {
     cpuPercent = min(100, max(0, cpuPercent))
 
     let views = names.map(view)
-    // Group members by process group, from one pass over /proc, only when a job runs.
-    var groups: [pid_t: [ProcStat]] = [:]
-    if views.contains(where: { $0.pid != nil }) {
-      for process in ProcStat.all() { groups[process.processGroup, default: []].append(process) }
-    }
     let wall = wallClock()
     var jobs: [JobStatus] = []
     for job in views {
@@ -65,7 +60,10 @@ extension Supervisor {
         seconds: max(0, wall - (state == .running ? job.run.started : job.run.since)),
         run: job.run, cpuPercent: 0, residentBytes: 0, argv: job.spec?.argv ?? [],
         changed: false, desiredRunning: job.spec?.desiredRunning ?? true)
-      if state == .running || state == .stopping, let pid = job.pid, let members = groups[pid],
+      // The job's processes are its runner's descendants (the runner is their
+      // subreaper): a few reads of the kernel's children lists, not a scan of /proc.
+      if state == .running || state == .stopping, let pid = job.pid, let runner = job.runner,
+        case let members = ProcStat.descendantPids(of: runner).compactMap(ProcStat.read),
         let main = members.first(where: { $0.pid == pid })
       {
         status.pid = pid

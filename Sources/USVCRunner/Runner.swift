@@ -240,7 +240,7 @@ public struct Runner {
       return
     }
     blockedReason = nil
-    dependencyPids = dependencyMainPids()
+    if spec.propagate { dependencyPids = dependencyMainPids() }
     if !spec.pre.isEmpty {
       let facts = hookFacts(nil, ranFor: 0)
       guard let pid = startHook("pre", spec.pre, facts), waitForPreHook(pid) else { return }
@@ -286,6 +286,7 @@ public struct Runner {
 
   /// The jobs (as `JobPaths`) that `job.after` names, without this one.
   func dependencies() -> [(selector: String, jobs: [JobPaths])] {
+    if spec.after.isEmpty { return [] }
     let names = JobPaths.jobNames(home: paths.home)
     return spec.after.map { selector in
       (selector, names.filter { $0 != paths.name }.map { JobPaths(home: paths.home, name: $0) }

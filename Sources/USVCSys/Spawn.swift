@@ -15,9 +15,10 @@ public enum FileAction: Sendable {
 /// Starts `argv[0]` (searched on PATH when it holds no `/`) and returns its pid
 /// once exec succeeded: glibc's `posix_spawn` reports exec's errno itself.
 ///
-/// The child gets an empty signal mask and default dispositions whatever the
-/// caller blocked (PLATFORM-NOTES: a mask inherited from a runtime thread makes
-/// SIGTERM do nothing).
+/// The child gets an empty signal mask and default dispositions for the signals
+/// a parent commonly ignores or handles, whatever the caller did (PLATFORM-NOTES:
+/// a mask inherited from a runtime thread makes SIGTERM do nothing). Not all 64:
+/// each costs the child a syscall before exec, on the respawn path.
 public func spawn(
   _ argv: [String], environment: [String], directory: String? = nil,
   newSession: Bool = false, actions: [FileAction] = []
@@ -32,10 +33,11 @@ public func spawn(
 
   var emptyMask = sigset_t()
   sigemptyset(&emptyMask)
-  var allSignals = sigset_t()
-  sigfillset(&allSignals)
+  var defaults = SignalSet(
+    [SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGALRM, SIGTERM, SIGUSR1, SIGUSR2, SIGCHLD, SIGTSTP, SIGTTIN,
+     SIGTTOU, SIGWINCH, SIGURG, SIGXFSZ].map { Signal(rawValue: $0) }).raw
   posix_spawnattr_setsigmask(&attributes, &emptyMask)
-  posix_spawnattr_setsigdefault(&attributes, &allSignals)
+  posix_spawnattr_setsigdefault(&attributes, &defaults)
   var flags = Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
   if newSession { flags |= usvc_POSIX_SPAWN_SETSID }
   posix_spawnattr_setflags(&attributes, flags)

@@ -122,7 +122,10 @@ struct CoreIntegrationTests {
       """)
     try t.ok("start", "tree", tree)
     try t.ok("conf", "tree-1", "stop-timeout", "1")
-    try t.ok("restart", "tree-1")
+    // The conf applies at the next start: SIGKILL the tree, the runner starts it again.
+    let first = try #require(try t.pid("tree-1"))
+    try t.ok("kill", "-s", "KILL", "tree-1")
+    #expect(try eventually { try t.pid("tree-1").map { $0 != first } ?? false })
     #expect(eventually { t.processes(of: "tree-1").count >= 4 })
     let stopped = try t.ok("stop", "tree")
     #expect(stopped.lines == ["stopped tree-1"])
@@ -315,5 +318,60 @@ struct CoreIntegrationTests {
     let object = try JSONSerialization.jsonObject(with: Data(json[0].utf8)) as! [String: Any]
     #expect(object["host"] as? String == host)
     #expect((object["jobs"] as? [[String: Any]])?.map { $0["name"] as? String } == ["done-1", "st-1", "st-2"])
+  }
+}
+
+@Suite("logs, status details, paths")
+struct LogsAndStatusDetailTests {
+  @Test("logs -f follows a job across log rotation without losing or repeating a line")
+  func followAcrossRotation() throws {
+    let t = try TestHome()
+    let job = try t.script("counter", "i=0; while :; do i=$((i + 1)); echo \"n $i\"; sleep 0.005; done")
+    try t.ok("start", "fl", job)
+    try t.ok("conf", "fl-1", "log-max-bytes", "600")
+    try t.ok("restart", "fl-1")
+    #expect(eventually { FileManager.default.fileExists(atPath: t.home + "/logs/fl-1.log.1") })
+    let outcome = try TestHome.run(["/usr/bin/timeout", "2", usvcBinary, "logs", "-n", "0", "-f", "fl-1"], environment: t.environment)
+    #expect(outcome.status == 124)  // Ended by timeout: -f follows until interrupted.
+    let numbers = outcome.lines.compactMap { $0.hasPrefix("n ") ? Int($0.dropFirst(2)) : nil }
+    #expect(numbers.count > 50)
+    #expect(numbers == Array((numbers.first ?? 0)...(numbers.last ?? 0)), "a gap or a repeat")
+    let rotations = (try? FileManager.default.contentsOfDirectory(atPath: t.home + "/logs"))?.filter { $0.hasPrefix("fl-1.log.") }.count ?? 0
+    #expect(rotations >= 2)
+  }
+
+  @Test("status marks a job whose program file changed since its run began")
+  func changedProgram() throws {
+    let t = try TestHome()
+    let program = try t.script("prog", "exec sleep 1000")
+    try t.ok("start", "ch", program)
+    #expect(try !t.ok("status", "ch").lines[1].hasSuffix("changed"))
+    // A new file in its place, as a deploy does (write, then rename over).
+    let replacement = try t.script("prog.new", "exec sleep 1001")
+    #expect(rename(replacement, program) == 0)
+    #expect(try t.ok("status", "ch").lines[1].hasSuffix("  changed"))
+    let json = try t.ok("status", "--json", "ch").stdout
+    #expect(json.contains("\"changed\":true"))
+    try t.ok("restart", "ch")
+    #expect(try !t.ok("status", "ch").lines[1].hasSuffix("changed"))
+  }
+
+  @Test("a USVC_HOME too deep for a socket path gets a private socket under /tmp")
+  func longHome() throws {
+    let t = try TestHome()
+    let deep = t.root + "/" + String(repeating: "d", count: 60) + "/" + String(repeating: "e", count: 60)
+    try FileManager.default.createDirectory(atPath: deep, withIntermediateDirectories: true)
+    t.environment["USVC_HOME"] = deep + "/home"
+    defer {
+      _ = try? TestHome.run([usvcBinary, "shutdown"], environment: t.environment)
+    }
+    try t.ok("start", "deep", "sleep", "1000")
+    #expect(!FileManager.default.fileExists(atPath: deep + "/home/tmux.sock"))
+    let folder = "/tmp/usvc-\(geteuid())"
+    var info = stat()
+    #expect(lstat(folder, &info) == 0 && info.st_mode & 0o777 == 0o700 && info.st_uid == geteuid())
+    let lines = try t.ok("status").lines
+    #expect(lines.count == 2 && lines[1].contains("deep-1") && lines[1].contains("running"))
+    try t.ok("stop", "all")
   }
 }
