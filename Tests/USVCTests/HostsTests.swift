@@ -215,10 +215,10 @@ struct CoreHostsTests {
       environment: ["USVC_SSH=\(try t.script("ssh", body))", "PATH=/usr/bin:/bin"])
   }
 
-  func ask(_ remote: RemoteStatus) -> (reports: [HostReport], Void) {
+  func ask(_ remote: RemoteStatus) -> [HostReport] {
     var reports: [HostReport] = []
     remote.run { reports.append($0) }
-    return (reports, ())
+    return reports
   }
 
   @Test("a host that does not answer in time is killed at its deadline and reported as timed out")
@@ -226,7 +226,7 @@ struct CoreHostsTests {
     let t = try TestHome()
     var remote = try makeRemote(t, hosts: ["slow1", "fast", "slow2"], ssh: #"[ "$6" = fast ] || exec sleep 60; echo "$6  system""#)
     remote.timeout = 1
-    let (reports, _) = ask(remote)
+    let reports = ask(remote)
     #expect(reports == [
       HostReport(host: "slow1", output: "", outcome: .unreachable("timed out after 1 s")),
       HostReport(host: "fast", output: "fast  system\n", outcome: .answered),
@@ -245,7 +245,7 @@ struct CoreHostsTests {
       [ $i -lt 1000 ] && echo "$6  system"
       """)
     remote.timeout = 15
-    let (reports, _) = ask(remote)
+    let reports = ask(remote)
     #expect(reports.map(\.outcome) == [.answered, .answered, .answered])
   }
 
@@ -261,7 +261,7 @@ struct CoreHostsTests {
       """)
     remote.timeout = 15
     remote.maxParallel = 2
-    let (reports, _) = ask(remote)
+    let reports = ask(remote)
     #expect(reports.map(\.host) == ["a", "b", "c", "d"])
     #expect(reports.allSatisfy { $0.outcome == .answered })
     let seen = ["a", "b", "c", "d"].compactMap { Int((t.read(t.file("seen.\($0)")) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)) }
@@ -274,7 +274,7 @@ struct CoreHostsTests {
     let pidFile = t.file("leftover")
     let remote = try makeRemote(t, hosts: ["h"], ssh: #"sleep 30 & echo $! > "\#(pidFile)"; echo "$6  system""#)
     // Waiting for the pipes would end in "timed out after 20 s" (the leftover sleeps 30 s).
-    let (reports, _) = ask(remote)
+    let reports = ask(remote)
     if let pid = t.read(pidFile).flatMap({ pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) {
       kill(pid, SIGKILL)
     }
