@@ -32,6 +32,8 @@ public struct Runner {
   /// The main pids of the jobs this one is after, when it last started (for `job.propagate`).
   var dependencyPids: [String: pid_t] = [:]
   var nextDependencyCheck: Double = 0
+  /// Inode, modification time and size of the spec last read.
+  var specIdentity: [UInt64] = []
   /// Hooks still running: pid → (which, when it is killed).
   var hooks: [pid_t: (name: String, killAt: Double)] = [:]
 
@@ -230,7 +232,7 @@ public struct Runner {
   }
 
   mutating func spawnJob() {
-    if let bytes = readFile(paths.spec), let fresh = JobSpec(decoding: bytes) { spec = fresh }
+    refreshSpec()
     let now = monotonicClock()
     if let unmet = unmetDependency() {
       let changed = blockedReason != unmet
@@ -281,6 +283,18 @@ public struct Runner {
     } catch {
       published.reason = "\(spec.command): \(error)"
       perform(machine.handle(.spawnFailed(reason: published.reason), now: now))
+    }
+  }
+
+  /// Reads `run/NAME.spec` again if the CLI rewrote it (a changed conf applies
+  /// from the next start on); a stat, not a read, when it did not change.
+  mutating func refreshSpec() {
+    guard let info = fileStatus(paths.spec) else { return }
+    let identity = [UInt64(info.st_ino), UInt64(info.st_mtim.tv_sec), UInt64(info.st_mtim.tv_nsec), UInt64(info.st_size)]
+    guard identity != specIdentity else { return }
+    if let bytes = readFile(paths.spec), let fresh = JobSpec(decoding: bytes) {
+      spec = fresh
+      specIdentity = identity
     }
   }
 
