@@ -48,11 +48,25 @@ public struct ConfStore: Sendable {
     }.sorted(by: Names.naturalLess)
   }
 
-  public func exists(_ name: String) -> Bool { fileStatus(path(name)) != nil }
+  /// Whether job `name` is defined. A name that is not a plain file name
+  /// (`../jobs/web-1`, `.x`) names no job, even if a path built from it exists.
+  public func exists(_ name: String) -> Bool {
+    !name.isEmpty && !name.hasPrefix(".") && !name.contains("/") && fileStatus(path(name)) != nil
+  }
 
   /// Reads one conf; a file git cannot parse names its path and line.
   public func load(_ name: String) throws(UsvcError) -> JobConf {
     try Self.read(path(name))
+  }
+
+  /// `load`, but also refuses what libgit2 reads and git does not (an unterminated
+  /// quote): what `conf` and `show` print must be what `git config -f` reads.
+  public func loadAsGitReads(_ name: String) throws(UsvcError) -> JobConf {
+    let conf = try load(name)
+    if let refusal = readFile(path(name)).flatMap(GitConfigSyntax.refusal) {
+      throw .badConf(path: path(name), why: GitConfigSyntax.describe(refusal))
+    }
+    return conf
   }
 
   /// Reads any git-config file through libgit2.

@@ -3,22 +3,33 @@ import USVCSys
 
 /// Reading job logs for `usvc logs` and the event stream for `usvc events`.
 public enum LogReader {
-  /// The last `count` lines of a file (fewer if it has fewer), reading from its end.
+  /// The last `count` lines of a log (fewer if it has fewer), reading from its
+  /// end and on into its rotated copies (`PATH.1`, `PATH.2`, …) while the newer
+  /// ones hold too few: right after a rotation `PATH` is short or not there yet.
   public static func tail(_ path: String, lines count: Int) -> [String] {
-    guard count > 0, let fd = try? FileDescriptor.open(path, O_RDONLY) else { return [] }
-    defer { fd.close() }
-    var info = stat()
-    fstat(fd.rawValue, &info)
-    var end = Int(info.st_size)
+    guard count > 0 else { return [] }
     var collected: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 65536)
+    var index = 0
     // Read backwards until count + 1 newlines are seen (the last byte may be one).
-    while end > 0 && collected.lazy.filter({ $0 == 10 }).count <= count {
-      let size = min(chunk.count, end)
-      end -= size
-      let read = chunk.withUnsafeMutableBytes { pread(fd.rawValue, $0.baseAddress, size, off_t(end)) }
-      guard read == size else { break }
-      collected.insert(contentsOf: chunk[0..<size], at: 0)
+    while collected.lazy.filter({ $0 == 10 }).count <= count {
+      let file = index == 0 ? path : "\(path).\(index)"
+      index += 1
+      guard let fd = try? FileDescriptor.open(file, O_RDONLY) else {
+        if index == 1 { continue }
+        break
+      }
+      defer { fd.close() }
+      var info = stat()
+      fstat(fd.rawValue, &info)
+      var end = Int(info.st_size)
+      while end > 0 && collected.lazy.filter({ $0 == 10 }).count <= count {
+        let size = min(chunk.count, end)
+        end -= size
+        let read = chunk.withUnsafeMutableBytes { pread(fd.rawValue, $0.baseAddress, size, off_t(end)) }
+        guard read == size else { break }
+        collected.insert(contentsOf: chunk[0..<size], at: 0)
+      }
     }
     var lines = collected.split(separator: 10, omittingEmptySubsequences: false).map {
       String(decoding: $0, as: UTF8.self)

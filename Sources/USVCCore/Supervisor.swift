@@ -150,6 +150,9 @@ public struct Supervisor: Sendable {
       .set("job.umask", [String(callerUmask, radix: 8)]),
     ] + (request.after.isEmpty ? [] : [.set("job.after", request.after)])
       + (request.notify.map { [.set("job.on-failure", ["/bin/sh", "-c", $0])] } ?? []) + request.extra
+    // Every value as `usvc conf` checks it: a CR in the -C path, the program's
+    // path or --notify would not read back the same with git (PLATFORM-NOTES).
+    for case .set(let key, let values) in template { for value in values { try ConfKeys.validate(key, value) } }
 
     let names = try store.withWriteLock { () throws(UsvcError) -> [String] in
       let names = Names.freeNames(group: request.group, count: request.count, taken: store.names())

@@ -35,7 +35,7 @@ extension USVC {
         try supervisor.changeConf(job, [.unset(name)])
         return
       }
-      let conf = try supervisor.store.load(job)
+      let conf = try supervisor.store.loadAsGitReads(job)
       guard let key else {
         for entry in conf.entries { output("\(entry.key)=\(entry.value)") }
         return

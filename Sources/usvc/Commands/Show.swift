@@ -12,7 +12,7 @@ extension USVC {
     func run() throws {
       let supervisor = try USVC.supervisor()
       guard supervisor.store.exists(job) else { throw UsvcError.noSuchJob(job) }
-      let conf = try supervisor.store.load(job)
+      let conf = try supervisor.store.loadAsGitReads(job)
       let status = supervisor.status([job])
       var lines = conf.entries.map { "\($0.key): \($0.value)" }
       if let figures = status.jobs.first {

@@ -10,7 +10,8 @@ extension USVC {
       commandName: "start", abstract: "Create jobs running COMMAND and start each in its own tmux window.",
       discussion: "Jobs are named GROUP-1, GROUP-2, … Everything after GROUP reaches the program exactly as given: no shell.")
 
-    @Option(name: .short, help: "How many jobs to create.")
+    // .unconditional: "-n -1" is a bad count to report, not a missing value.
+    @Option(name: .short, parsing: .unconditional, help: "How many jobs to create.")
     var n: Int = 1
     @Option(help: "When to restart: always, on-failure or never.")
     var restart: RestartPolicy?
