@@ -29,6 +29,7 @@ public struct Runner {
   var buffer = [UInt8](repeating: 0, count: 8192)
   /// What the job waits for before it may start (`job.after`); nil when nothing.
   var blockedReason: String?
+  var blockedReasonIsNew = false
   /// The main pids of the jobs this one is after, when it last started (for `job.propagate`).
   var dependencyPids: [String: pid_t] = [:]
   var nextDependencyCheck: Double = 0
@@ -107,7 +108,7 @@ public struct Runner {
 
   /// Runs until the job is stopped, exits for good, or its terminal is gone.
   public mutating func run() -> Never {
-    perform(machine.handle(.deadline, now: monotonicClock()) + [.spawn])
+    perform([.spawn])
     while true {
       if case .finished(let final) = machine.state { finish(final) }
       waitForSomething()
@@ -189,8 +190,10 @@ public struct Runner {
       published.lastRunSeconds = ranFor
       published.totalRunSeconds += ranFor
       published.pid = 0
-      Events.append(home: paths.home, job: paths.name, event: "exited", detail: "\(status) after \(format(ranFor))")
-      perform(machine.handle(.childExited(status, ranFor: ranFor), now: monotonicClock()))
+      let home = paths.home, name = paths.name
+      perform(machine.handle(.childExited(status, ranFor: ranFor), now: monotonicClock())) {
+        Events.append(home: home, job: name, event: "exited", detail: "\(status) after \(format(ranFor))")
+      }
       // After the machine acted (its SIGKILL to stragglers must not hit them).
       let facts = hookFacts(status, ranFor: ranFor)
       if !spec.post.isEmpty { startHook("post", spec.post, facts) }
@@ -209,16 +212,26 @@ public struct Runner {
     }
   }
 
-  mutating func perform(_ actions: [RunnerMachine.Action]) {
+  /// Runs the machine's actions. `exitEvent` appends the event of the exit
+  /// that led to them, in its place among the lines.
+  mutating func perform(_ actions: [RunnerMachine.Action], exitEvent: (() -> Void)? = nil) {
+    // 1. The respawn path first: clear what the last run left (before the new
+    //    run exists, so it is not among them), then start the next run.
+    if actions.contains(.killJob) { signalJob([.kill]) }
+    let launched = actions.contains(.spawn) ? launchProgram() : nil
+    // 2. Then say what happened, in the machine's order: the exit before the start.
+    exitEvent?()
     for action in actions {
       switch action {
-      case .spawn: spawnJob()
       case .log(let text): say(text)
       case .signalJob(let signal): signalJob([signal, .continue])
-      case .killJob: signalJob([.kill])
+      case .spawn, .killJob: break
       }
     }
-    publish()
+    // 3. Then what the start came to.
+    guard let launched else { return publish() }
+    if case .blocked = launched, let blockedReason, blockedReasonIsNew { say("waiting for \(blockedReason)") }
+    perform(machine.handle(launched, now: monotonicClock()))
   }
 
   /// Signals the job's process group and every other descendant of the runner
@@ -231,21 +244,22 @@ public struct Runner {
     }
   }
 
-  mutating func spawnJob() {
+  /// Starts the program (after what it is `after` and its pre hook) and says
+  /// what came of it as the machine's event; nil when a signal interrupted the
+  /// pre hook (the main loop then handles that signal).
+  mutating func launchProgram() -> RunnerMachine.Event? {
     refreshSpec()
     let now = monotonicClock()
     if let unmet = unmetDependency() {
-      let changed = blockedReason != unmet
+      blockedReasonIsNew = blockedReason != unmet
       blockedReason = unmet
-      if changed { say("waiting for \(unmet)") }
-      perform(machine.handle(.blocked, now: now))
-      return
+      return .blocked
     }
     blockedReason = nil
     if spec.propagate { dependencyPids = dependencyMainPids() }
     if !spec.pre.isEmpty {
       let facts = hookFacts(nil, ranFor: 0)
-      guard let pid = startHook("pre", spec.pre, facts), waitForPreHook(pid) else { return }
+      guard let pid = startHook("pre", spec.pre, facts), waitForPreHook(pid) else { return nil }
     }
     if published.started > 0 { published.restarts += 1 }
     published.started = wallClock()
@@ -276,13 +290,14 @@ public struct Runner {
           usleep(10_000)
         }
       }
+      // posix_spawn returns once the program exec'd: from here on, nothing delays it.
       runBegan = now
       published.pid = pid
       published.pidStart = ProcStat.read(pid)?.startTicks ?? 0
-      perform(machine.handle(.spawned(pid: pid), now: now))
+      return .spawned(pid: pid)
     } catch {
       published.reason = "\(spec.command): \(error)"
-      perform(machine.handle(.spawnFailed(reason: published.reason), now: now))
+      return .spawnFailed(reason: published.reason)
     }
   }
 
