@@ -721,13 +721,22 @@ def measure_respawn(sups, kills, warmup):
                 time.sleep(rest)
             root = s.job_roots()[0]
             old = st["pid"]
+            # The poller busy-waits; on 2 cores it would take a core from the
+            # supervisor it measures. At the lowest priority it gets only what
+            # the supervisor leaves, for every peer alike (root can raise it back).
+            lowered = os.geteuid() == 0
             try:
+                if lowered:
+                    os.setpriority(os.PRIO_PROCESS, 0, 19)
                 t0 = now()
                 os.kill(old, signal.SIGKILL)
                 new, t1 = wait_for_exec(root, old, s.argv, t0, t0 + RESPAWN_TIMEOUT_S)
             except (BenchError, OSError) as e:
                 st["error"] = str(e)
                 continue
+            finally:
+                if lowered:
+                    os.setpriority(os.PRIO_PROCESS, 0, 0)
             st["pid"], st["up"] = new, t1
             if rnd >= warmup:
                 st["samples"].append(t1 - t0)
