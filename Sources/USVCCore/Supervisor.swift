@@ -85,7 +85,7 @@ public struct Supervisor: Sendable {
 
   public func view(_ name: String) -> JobView {
     let paths = home.paths(name)
-    let spec = readFile(paths.spec).flatMap(JobSpec.init(decoding:))
+    let spec = readFile(paths.spec).flatMap { JobSpec(decoding: $0, includingEnvironment: false) }
     let run = readTextFile(paths.state).map(RunState.init(decoding:)) ?? RunState()
     return JobView(name: name, spec: spec, run: run, runner: paths.runnerPid())
   }

@@ -93,17 +93,20 @@ public struct JobSpec: Equatable, Sendable {
   }
 
   /// Decodes `encoded()`; nil when the bytes are not a spec (truncated, no command).
-  public init?(decoding bytes: [UInt8]) {
+  /// Without `includingEnvironment`, the (long) `env` entries are skipped, not decoded:
+  /// `status` reads every job's spec and never shows them.
+  public init?(decoding bytes: [UInt8], includingEnvironment: Bool = true) {
     var fields: [(String, String)] = []
     var key: String?
     var start = 0
     for index in bytes.indices where bytes[index] == 0 {
-      let text = String(decoding: bytes[start..<index], as: UTF8.self)
       if let pending = key {
-        fields.append((pending, text))
+        if includingEnvironment || pending != "env" {
+          fields.append((pending, String(decoding: bytes[start..<index], as: UTF8.self)))
+        }
         key = nil
       } else {
-        key = text
+        key = String(decoding: bytes[start..<index], as: UTF8.self)
       }
       start = index + 1
     }
