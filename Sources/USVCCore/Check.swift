@@ -87,17 +87,17 @@ extension Supervisor {
 
       if conf.value("job.cmd") == nil { problem("job.cmd", "missing") }
       if let given = conf.value("job.name") {
-        if given != name { problem("job.name", "'\(ConfKeys.printable(given))' does not match the file name '\(name)'") }
+        if given != name { problem("job.name", "'\(given.visible)' does not match the file name '\(name)'") }
       } else {
         problem("job.name", "missing")
       }
       if let given = conf.value("job.group"), let split, given != split.group {
-        problem("job.group", "'\(ConfKeys.printable(given))' does not match the job name '\(name)'")
+        problem("job.group", "'\(given.visible)' does not match the job name '\(name)'")
       }
       let after = conf.values("job.after")
       afters[name] = after
       for value in after where !names.contains(where: { $0 != name && home.paths($0).isNamed(by: value) }) {
-        problem("job.after", "'\(ConfKeys.printable(value))' names no other job or group")
+        problem("job.after", "'\(value.visible)' names no other job or group")
       }
     }
 

@@ -38,11 +38,11 @@ public enum ConfKeys {
     for scalar in value.unicodeScalars where scalar.value < 0x20 || scalar.value == 0x7f {
       // CR does not round-trip between libgit2 and git (PLATFORM-NOTES).
       guard scalar == "\n" || scalar == "\t" else {
-        throw .badValue(key: key, value: printable(value), why: "control characters other than newline and tab are not allowed")
+        throw .badValue(key: key, value: value.visible, why: "control characters other than newline and tab are not allowed")
       }
     }
     guard let kind = known[String(key.dropFirst(4))]?.kind else { throw .unknownKey(key) }
-    func bad(_ why: String) -> UsvcError { .badValue(key: key, value: printable(value), why: why) }
+    func bad(_ why: String) -> UsvcError { .badValue(key: key, value: value.visible, why: why) }
     switch kind {
     case .text: break
     case .path, .command:
@@ -82,18 +82,7 @@ public enum ConfKeys {
     }
   }
 
-  /// A value shown in a message: control characters made visible.
-  static func printable(_ value: String) -> String {
-    var result = ""
-    for scalar in value.unicodeScalars {
-      if scalar.value < 0x20 || scalar.value == 0x7f {
-        result += "\\x" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16)
-      } else {
-        result.unicodeScalars.append(scalar)
-      }
-    }
-    return result
-  }
+
 
   /// The runner's view of a conf; nil fields keep their defaults.
   public static func spec(from conf: JobConf, name: String) -> JobSpec {

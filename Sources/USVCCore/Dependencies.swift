@@ -16,29 +16,7 @@ extension Supervisor {
   }
 
   /// A cycle of `job.after` (first name repeated at the end), or nil.
-  public func findCycle() -> [String]? {
-    let graph = dependencyGraph()
-    var state: [String: Int] = [:]  // 1 = on the current path, 2 = done.
-    var path: [String] = []
-    func visit(_ name: String) -> [String]? {
-      if state[name] == 2 { return nil }
-      if state[name] == 1 {
-        return Array(path[(path.firstIndex(of: name) ?? 0)...]) + [name]
-      }
-      state[name] = 1
-      path.append(name)
-      for dependency in graph[name] ?? [] {
-        if let cycle = visit(dependency) { return cycle }
-      }
-      path.removeLast()
-      state[name] = 2
-      return nil
-    }
-    for name in graph.keys.sorted(by: Names.naturalLess) {
-      if let cycle = visit(name) { return cycle }
-    }
-    return nil
-  }
+  public func findCycle() -> [String]? { firstCycle(in: dependencyGraph()) }
 
   /// `names` with every job after the jobs it depends on (natural order otherwise).
   public func dependencyOrder(_ names: [String]) -> [String] {

@@ -66,7 +66,7 @@ public struct RemoteStatus: Sendable {
       }
       // Split bytes, not Characters: "\r\n" is one Character and would not split on "\n".
       for line in bytes.split(separator: UInt8(ascii: "\n")) {
-        let host = String(decoding: line.prefix { $0 != UInt8(ascii: "#") }, as: UTF8.self).trimmingWhitespace()
+        let host = String(decoding: line.prefix { $0 != UInt8(ascii: "#") }, as: UTF8.self).trimmed
         if !host.isEmpty { hosts.append(host) }
       }
       if hosts.isEmpty { throw .badFile(path: file, why: "no host names in it") }
@@ -79,8 +79,8 @@ public struct RemoteStatus: Sendable {
   public static func checkHost(_ host: String) throws(UsvcError) {
     let bad =
       host.isEmpty || host.hasPrefix("-")
-      || host.unicodeScalars.contains { $0.properties.isWhitespace || isControl($0) }
-    if bad { throw .badHost(visible(host)) }
+      || host.unicodeScalars.contains { $0.properties.isWhitespace || $0.isControl }
+    if bad { throw .badHost(host.visible) }
   }
 
   /// `word` as one word for a POSIX shell: `'…'`, each `'` written `'\''`.
@@ -185,7 +185,7 @@ public struct RemoteStatus: Sendable {
       return .unreachable("timed out after \(seconds) s")
     }
     let lines = errors.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" })
-      .map { visible(String($0).trimmingWhitespace()) }.filter { !$0.isEmpty }
+      .map { String($0).trimmed.visible }.filter { !$0.isEmpty }
     switch status {
     case .exited(0):
       return .answered
@@ -228,23 +228,7 @@ public struct RemoteStatus: Sendable {
     }
   }
 
-  static func isControl(_ scalar: Unicode.Scalar) -> Bool {
-    scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value)
-  }
 
-  /// `text` on one line, control characters shown as `\n`, `\t`, `\x1b`.
-  static func visible(_ text: String) -> String {
-    var shown = ""
-    for scalar in text.unicodeScalars {
-      switch scalar {
-      case "\n": shown += "\\n"
-      case "\t": shown += "\\t"
-      case _ where isControl(scalar): shown += "\\x" + String(scalar.value, radix: 16)
-      default: shown.unicodeScalars.append(scalar)
-      }
-    }
-    return shown
-  }
 }
 
 /// What one host said.
@@ -312,16 +296,5 @@ private struct Call {
     Glibc.close(fd)
     pipes[which] = -1
     return false
-  }
-}
-
-extension String {
-  /// Without leading and trailing whitespace.
-  fileprivate func trimmingWhitespace() -> String {
-    let scalars = unicodeScalars
-    guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
-      let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })
-    else { return "" }
-    return String(scalars[first...last])
   }
 }

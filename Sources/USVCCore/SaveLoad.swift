@@ -156,7 +156,7 @@ extension Supervisor {
         if values.count > 1 && short != "count" && !ConfKeys.isMultivar(short) { throw bad("\(key) takes one value") }
         if short == "count" {
           guard values.count == 1, let count = Int(values[0]), count >= 1 && count <= 1000 else {
-            throw bad(UsvcError.badValue(key: key, value: ConfKeys.printable(values.last!), why: "expected 1 to 1000 jobs").description)
+            throw bad(UsvcError.badValue(key: key, value: values.last!.visible, why: "expected 1 to 1000 jobs").description)
           }
           counts[group] = count
           continue
@@ -190,7 +190,7 @@ extension Supervisor {
     let candidates = Array(graph.keys)
     for group in order {
       for value in groups[group]!["after"] ?? [] where !candidates.contains(where: { home.paths($0).isNamed(by: value) }) {
-        throw bad("group.\(group).after: '\(ConfKeys.printable(value))' names no job or group")
+        throw bad("group.\(group).after: '\(value.visible)' names no job or group")
       }
     }
     let edges = graph.mapValues { after in candidates.filter { other in after.contains { home.paths(other).isNamed(by: $0) } } }

@@ -36,16 +36,7 @@ public enum StatusFormat {
   /// single-quoted, control characters made visible, so it stays one line.
   public static func commandLine(_ argv: [String]) -> String {
     argv.map { word in
-      var shown = ""
-      for scalar in word.unicodeScalars {
-        switch scalar {
-        case "\n": shown += "\\n"
-        case "\t": shown += "\\t"
-        case _ where scalar.value < 0x20 || scalar.value == 0x7f:
-          shown += "\\x" + String(scalar.value, radix: 16)
-        default: shown.unicodeScalars.append(scalar)
-        }
-      }
+      let shown = word.visible
       let plain = !shown.isEmpty && shown.unicodeScalars.allSatisfy {
         $0.properties.isAlphabetic || $0.properties.numericType != nil || "/._-+=:,@%".unicodeScalars.contains($0)
       }

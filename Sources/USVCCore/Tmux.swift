@@ -154,12 +154,3 @@ public struct Tmux: Sendable {
     argument.hasSuffix(";") ? String(argument.dropLast()) + "\\;" : argument
   }
 }
-
-extension String {
-  var trimmed: String {
-    var text = self[...]
-    while let last = text.last, last.isWhitespace { text.removeLast() }
-    while let first = text.first, first.isWhitespace { text.removeFirst() }
-    return String(text)
-  }
-}
