@@ -5,7 +5,7 @@ import USVCSys
 extension USVC {
   struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
-      abstract: "Validate every conf; print each problem, exit 1 if any.",
+      commandName: "check", abstract: "Validate every conf; print each problem, exit 1 if any.",
       discussion: "Checks keys, values, commands still executable, job names and 'after' (names something, no cycle). One 'PATH: KEY: PROBLEM' line per problem.")
 
     func run() throws {
