@@ -63,7 +63,7 @@ extension Supervisor {
       // The job's processes are its runner's descendants (the runner is their
       // subreaper): a few reads of the kernel's children lists, not a scan of /proc.
       if state == .running || state == .stopping, let pid = job.pid, let runner = job.runner,
-        case let members = ProcStat.descendantPids(of: runner).compactMap(ProcStat.read),
+        case let members = ProcStat.descendantPids(of: runner, singleThreaded: true).compactMap(ProcStat.read),
         let main = members.first(where: { $0.pid == pid })
       {
         status.pid = pid
@@ -86,8 +86,15 @@ extension Supervisor {
       jobs.append(status)
     }
     // Keep the older baseline while it is still too young to compare against.
-    if baseline != nil || previous == nil || now - (previous?.time ?? 0) >= 0.05 {
-      try? writeFileAtomically(samplePath, Array(sample.encoded().utf8))
+    // Rewritten in place, not renamed: creating a file costs more than the rest of
+    // `status` here, and a torn sample only makes the next call use lifetime figures.
+    if baseline != nil || previous == nil || now - (previous?.time ?? 0) >= 0.05,
+      let fd = try? FileDescriptor.open(samplePath, O_WRONLY | O_CREAT)
+    {
+      let bytes = Array(sample.encoded().utf8)
+      _ = try? fd.writeAll(bytes)
+      ftruncate(fd.rawValue, off_t(bytes.count))
+      fd.close()
     }
     return HostStatus(
       host: hostName(), system: system, cpuPercent: cpuPercent, jobs: jobs,

@@ -237,7 +237,7 @@ public struct Runner {
   /// Signals the job's process group and every other descendant of the runner
   /// (a double-forked child that left the group is reparented to us: subreaper).
   func signalJob(_ signals: [Signal]) {
-    let descendants = ProcStat.descendantPids(of: getpid())
+    let descendants = ProcStat.descendantPids(of: getpid(), singleThreaded: true)
     for signal in signals {
       if published.pid > 1 { try? signal.send(toGroup: published.pid) }
       for pid in descendants { try? signal.send(to: pid) }

@@ -86,11 +86,13 @@ public struct ProcStat: Sendable, Equatable {
 
   /// The pids of every descendant of `ancestor`, from the kernel's children lists
   /// (`/proc/PID/task/TID/children`): a few small reads instead of a scan of /proc.
-  public static func descendantPids(of ancestor: pid_t) -> [pid_t] {
+  public static func descendantPids(of ancestor: pid_t, singleThreaded: Bool = false) -> [pid_t] {
     var result: [pid_t] = []
     var queue = [ancestor]
     while let pid = queue.popLast() {
-      for task in directoryEntries("/proc/\(pid)/task") {
+      // A single-threaded ancestor (a runner) has one task list: skip listing them.
+      let tasks = singleThreaded && pid == ancestor ? ["\(pid)"] : directoryEntries("/proc/\(pid)/task")
+      for task in tasks {
         guard let text = readTextFile("/proc/\(pid)/task/\(task)/children") else { continue }
         let children = text.split(separator: " ").compactMap { pid_t($0.trimmingSuffix()) }
         result += children
