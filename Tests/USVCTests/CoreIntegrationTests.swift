@@ -375,3 +375,42 @@ struct LogsAndStatusDetailTests {
     try t.ok("stop", "all")
   }
 }
+
+@Suite("help")
+struct HelpTests {
+  static let commands = [
+    "start", "stop", "restart", "status", "show", "attach", "logs", "kill", "rm", "conf", "jobs", "pidof",
+    "events", "save", "load", "check", "resurrect", "shutdown",
+  ]
+
+  @Test("usvc --help lists every command")
+  func rootHelp() throws {
+    let t = try TestHome()
+    let help = try t.usvc("--help")
+    #expect(help.status == 0)
+    #expect(help.stdout.hasPrefix("OVERVIEW: Keeps your programs running, each in its own tmux window, without"))
+    for command in Self.commands { #expect(help.stdout.contains("\n  \(command) "), "\(command)") }
+  }
+
+  @Test("every command has --help, exit 0, and writes nothing", arguments: commands)
+  func commandHelp(command: String) throws {
+    let t = try TestHome()
+    let help = try t.usvc(command, "--help")
+    #expect(help.status == 0)
+    #expect(help.stdout.hasPrefix("OVERVIEW: "))
+    #expect(help.stdout.contains("USAGE: usvc \(command)"))
+    #expect(help.stderr == "")
+    #expect(!FileManager.default.fileExists(atPath: t.home + "/tmux.sock"))
+  }
+
+  @Test("an unknown command or option is one usvc: line and exit 1")
+  func unknown() throws {
+    let t = try TestHome()
+    let outcome = try t.usvc("frobnicate")
+    #expect(outcome.status == 1)
+    #expect(outcome.stderr.hasPrefix("usvc: ") && outcome.stderr.split(separator: "\n").count == 1)
+    let option = try t.usvc("status", "--frob")
+    #expect(option.status == 1)
+    #expect(option.stderr == "usvc: Unknown option '--frob'. Did you mean '--json'?\n")
+  }
+}
