@@ -86,7 +86,7 @@ public struct Supervisor: Sendable {
   public func view(_ name: String) -> JobView {
     let paths = home.paths(name)
     let spec = readFile(paths.spec).flatMap { JobSpec(decoding: $0, includingEnvironment: false) }
-    let run = readTextFile(paths.state).map(RunState.init(decoding:)) ?? RunState()
+    let run = paths.readState() ?? RunState()
     return JobView(name: name, spec: spec, run: run, runner: paths.runnerPid())
   }
 
@@ -232,15 +232,14 @@ public struct Supervisor: Sendable {
     let paths = home.paths(name)
     let deadline = monotonicClock() + 10
     while monotonicClock() < deadline {
-      if let text = readTextFile(paths.state) {
-        let run = RunState(decoding: text)
+      if let run = paths.readState() {
         if run.runner == runner && run.state != .starting {
           if run.state == .failed { throw .cannotStart(job: name, why: run.reason) }
           if run.runs > 0 || run.pid > 0 || run.state != .stopped { return }
         }
       }
       if ProcStat.read(runner) == nil && paths.runnerPid() == nil {
-        let run = readTextFile(paths.state).map(RunState.init(decoding:))
+        let run = paths.readState()
         if run?.runner == runner, run?.state == .failed { throw .cannotStart(job: name, why: run!.reason) }
         throw .cannotStart(job: name, why: "its runner exited (see its window or \(paths.log))")
       }
@@ -284,7 +283,7 @@ public struct Supervisor: Sendable {
       let paths = home.paths(name)
       var deadline = wallClock() + 15
       while paths.runnerPid() != nil {
-        let killAt = readTextFile(paths.state).map(RunState.init(decoding:))?.killAt ?? 0
+        let killAt = paths.readState()?.killAt ?? 0
         deadline = max(deadline, killAt + 5)
         if wallClock() > deadline {
           timedOut.append(name)

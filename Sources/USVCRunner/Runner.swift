@@ -17,6 +17,9 @@ public struct Runner {
   var written: RunState?
   var log: LogFile
   let signals: FileDescriptor
+  /// `run/NAME.state`, kept open and rewritten in place.
+  let stateFile: FileDescriptor
+  var stateLength = Int.max
   let master: FileDescriptor
   /// Kept open so the terminal survives between runs; also the path each run opens.
   let slave: FileDescriptor
@@ -62,10 +65,15 @@ public struct Runner {
 
     // 3. What an earlier runner of this job left: counters, and perhaps processes
     //    (it was killed): those go, so a job never runs twice.
-    if let text = readTextFile(paths.state) {
-      published = RunState(decoding: text)
+    if let previous = paths.readState() {
+      published = previous
       if published.pid > 0 { paths.killLeftovers(of: published) }
     }
+    guard let stateFile = try? FileDescriptor.open(paths.state, O_WRONLY | O_CREAT) else {
+      Runner.say("usvc-runner \(name): fatal: unable to open \(paths.state): \(Errno.current)")
+      return nil
+    }
+    self.stateFile = stateFile
     machine = RunnerMachine(spec: spec, quickDeaths: 0)
     published.runner = getpid()
     published.reason = ""
@@ -499,7 +507,11 @@ public struct Runner {
     if next == written { return }
     if next.state != written?.state || next.pid != written?.pid { announce(next) }
     written = next
-    try? writeFileAtomically(paths.state, Array(published.encoded().utf8))
+    // In place, see RunState: one pwrite (then a trim if it got shorter).
+    let bytes = Array(published.encoded().utf8)
+    let written = bytes.withUnsafeBytes { pwrite(stateFile.rawValue, $0.baseAddress, $0.count, 0) }
+    if written == bytes.count && bytes.count < stateLength { ftruncate(stateFile.rawValue, off_t(bytes.count)) }
+    stateLength = bytes.count
   }
 
   /// Appends the event for a new state to `events.log`.

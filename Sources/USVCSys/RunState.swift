@@ -5,10 +5,13 @@ public enum JobState: String, Sendable, CaseIterable {
   case starting, running, waiting, stopping, stopped, exited, failed, lost
 }
 
-/// The live state of one job, written by its runner to `run/NAME.state`
-/// (atomically, after every change) and read by the CLI.
+/// The live state of one job, written by its runner to `run/NAME.state` after
+/// every change and read by the CLI.
 ///
-/// Format: `key=value` lines; values never hold a newline.
+/// Format: `key=value` lines; values never hold a newline; the last line is
+/// `end=1`. The runner rewrites the file in place (creating and renaming a file
+/// per change costs about a millisecond on ext4, on the restart path), so a
+/// reader that finds no `end` line caught a write half-way and reads again.
 public struct RunState: Equatable, Sendable {
   /// The runner's pid (also the tmux pane's pid).
   public var runner: pid_t = 0
@@ -68,12 +71,14 @@ public struct RunState: Equatable, Sendable {
     program-dev=\(programDevice)
     program-ino=\(programInode)
     program-mtime=\(programModified)
+    end=1
 
     """
   }
 
   public init(decoding text: String) {
     for line in text.split(separator: "\n") {
+      if line == "end=1" { break }  // What follows is left from a longer earlier write.
       guard let equals = line.firstIndex(of: "=") else { continue }
       let value = String(line[line.index(after: equals)...])
       switch line[..<equals] {
@@ -135,11 +140,24 @@ extension JobPaths {
     return !index.isEmpty && index.allSatisfy(\.isNumber) && index.first != "0"
   }
 
+  /// The job's state file, read whole: a read that caught the runner half-way
+  /// through a write (no `end=1` line) is done again. Nil when there is none.
+  public func readState() -> RunState? {
+    var text: String?
+    for _ in 0..<50 {
+      text = readTextFile(state)
+      guard let read = text else { return nil }
+      if read.contains("\nend=1\n") { break }
+      usleep(200)
+    }
+    return text.map(RunState.init(decoding:))
+  }
+
   /// The live state of this job as others see it: its runner's record, or nil
   /// when no runner holds its lock.
   public func liveState() -> RunState? {
-    guard runnerPid() != nil, let text = readTextFile(state) else { return nil }
-    return RunState(decoding: text)
+    guard runnerPid() != nil else { return nil }
+    return readState()
   }
 
   /// The pid of the live runner of this job, or nil when none holds its lock.
