@@ -1175,12 +1175,15 @@ MISSED_WHY = {
     "respawn_abs": (
         "The runner itself starts the replacement about 0.9 ms after the kill (timestamps "
         "taken inside the runner: kill to SIGCHLD wake-up about 0.5 ms, wake-up to exec'd "
-        "about 0.4 ms). The rest of the median, and the long tail, is what follows the "
-        "spawn: the `[usvc]` lines to the pane (which wake the tmux server), the log, two "
-        "events and the state file (create and rename on ext4), on 2 cores shared with the "
-        "poller that measures it; runsv, which also writes its status files on every start, "
-        "shows the same tail. To close it: keep the log and events.log open across restarts "
-        "and write the state file in place with a sequence number instead of create+rename."),
+        "about 0.4 ms; posix_spawn returns only once the program exec'd, and everything "
+        "else is done after it). The rest of the median, and the long tail, is scheduling "
+        "on 2 cores: the runner's bookkeeping after the spawn (the `[usvc]` lines to the "
+        "pane, which wake the tmux server, the log, two events, the state file), the new "
+        "program's own start and the poller that measures it share two cores; runsv, which "
+        "also writes status files on every start, shows the same spread. Rewriting the "
+        "state file in place instead of create+rename did not move the median (runs differ "
+        "by +-1.5 ms). Next candidates: keep events.log open, and send the pane one line "
+        "per restart instead of two."),
     "respawn_peers": (
         "The fastest peer is the bare tmux `while` loop, which keeps no log, no state, no "
         "back-off and does not clean up a process tree: it is the floor, not a supervisor. "
