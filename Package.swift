@@ -12,7 +12,9 @@ let package = Package(
   ],
   targets: [
     // C edges: libgit2, and the _GNU_SOURCE bits Swift's Glibc module lacks.
-    .systemLibrary(name: "CGit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
+    // Headers only: libgit2 itself is loaded when first needed (Git2.swift), so
+    // the commands that never touch a conf do not pay for loading it.
+    .systemLibrary(name: "CGit2", providers: [.apt(["libgit2-dev"])]),
     .target(name: "CShims"),
     // Glibc-only typed syscalls, shared by the runner and the CLI.
     .target(name: "USVCSys", dependencies: ["CShims"]),

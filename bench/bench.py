@@ -1190,14 +1190,12 @@ MISSED_WHY = {
         "Compare usvc with the supervisors (runit, s6, supervisord) in the respawn table, "
         "and see the target above for where usvc's time goes."),
     "status_100": (
-        "About 8-9 ms of every usvc command is fixed start-up (`usvc jobs` shows it): the "
-        "dynamic loading of libgit2 and its dependencies, the Swift runtime and "
-        "ArgumentParser; the rest is about 0.1 ms per job of /proc and state-file reads. "
-        "To close it: load libgit2 (dlopen) only in the commands that write confs."),
+        "About 3.5 ms of every usvc command is fixed start-up (`usvc jobs` shows it; libgit2 is "
+        "loaded only by the commands that touch confs); the rest is about 0.1 ms per job of "
+        "/proc and state-file reads, on a machine that may be busy with something else."),
     "status_vs_supervisorctl": (
-        "`supervisorctl status` itself varies from run to run (150-230 ms here), and "
-        "usvc's fixed start-up (see the status target) is most of its time at 100 jobs. "
-        "Loading libgit2 only where confs are written would take about 2-3 ms off."),
+        "`supervisorctl status` itself varies from run to run (150-230 ms here); compare the "
+        "two rows of the same run."),
     "start_100": "Each job waits for its runner to report the exec; windows open 40 per tmux call.",
     "runner_uss": "The runner is a static executable; its private memory is its heap and stack.",
     "status_1000": "Status reads each job's state and its runner's children; no /proc scan.",

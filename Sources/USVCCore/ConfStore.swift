@@ -35,8 +35,6 @@ public struct ConfStore: Sendable {
   public let home: Home
   public init(home: Home) { self.home = home }
 
-  /// `git_libgit2_init` once per process (~6 ms; PLATFORM-NOTES).
-  private static let initialized: Bool = { git_libgit2_init() > 0 }()
 
   public func path(_ name: String) -> String { home.paths(name).conf }
 
@@ -71,21 +69,21 @@ public struct ConfStore: Sendable {
 
   /// Reads any git-config file through libgit2.
   public static func read(_ path: String) throws(UsvcError) -> JobConf {
-    _ = initialized
+    let git = try Git2.loaded()
     guard fileStatus(path) != nil else { throw .badFile(path: path, why: "No such file or directory") }
     var config: OpaquePointer?
-    guard git_config_open_ondisk(&config, path) == 0 else {
-      throw .badConf(path: path, why: lastGitError())
+    guard git.config_open_ondisk(&config, path) == 0 else {
+      throw .badConf(path: path, why: git.lastError)
     }
-    defer { git_config_free(config) }
+    defer { git.config_free(config) }
     var iterator: OpaquePointer?
-    guard git_config_iterator_new(&iterator, config) == 0 else {
-      throw .badConf(path: path, why: lastGitError())
+    guard git.config_iterator_new(&iterator, config) == 0 else {
+      throw .badConf(path: path, why: git.lastError)
     }
-    defer { git_config_iterator_free(iterator) }
+    defer { git.config_iterator_free(iterator) }
     var entries: [(key: String, value: String)] = []
     var entry: UnsafeMutablePointer<git_config_entry>?
-    while git_config_next(&entry, iterator) == 0, let entry {
+    while git.config_next(&entry, iterator) == 0, let entry {
       let key = String(cString: entry.pointee.name)
       let value = entry.pointee.value.map { String(cString: $0) } ?? ""
       entries.append((key, value))
@@ -139,18 +137,18 @@ public struct ConfStore: Sendable {
 
   /// Writes `changes` to the git-config file at `path` in one transaction.
   static func apply(_ changes: [ConfChange], to path: String) throws(UsvcError) {
-    _ = initialized
+    let git = try Git2.loaded()
     // A private git_config per transaction (PLATFORM-NOTES: freeing an
     // uncommitted transaction frees its config), opened fresh so no cached
     // value hides another process's write.
     var config: OpaquePointer?
-    guard git_config_open_ondisk(&config, path) == 0 else {
-      throw .badConf(path: path, why: lastGitError())
+    guard git.config_open_ondisk(&config, path) == 0 else {
+      throw .badConf(path: path, why: git.lastError)
     }
     var transaction: OpaquePointer?
-    guard git_config_lock(&transaction, config) == 0 else {
-      let why = lastGitError()
-      git_config_free(config)
+    guard git.config_lock(&transaction, config) == 0 else {
+      let why = git.lastError
+      git.config_free(config)
       throw .confWrite(path: path, why: why)
     }
     for change in changes {
@@ -158,32 +156,32 @@ public struct ConfStore: Sendable {
       switch change {
       case .set(let key, let values):
         if values.count == 1 && !ConfKeys.isMultivar(key) {
-          result = git_config_set_string(config, key, values[0])
+          result = git.config_set_string(config, key, values[0])
         } else {
-          result = git_config_delete_multivar(config, key, ".*")
+          result = git.config_delete_multivar(config, key, ".*")
           if result == GIT_ENOTFOUND.rawValue { result = 0 }
           for value in values where result == 0 {
             // set_multivar quotes a value with `;`, `#` or outer spaces but escapes
             // nothing: escape here ("a^" never matches, so this appends; PLATFORM-NOTES).
-            result = git_config_set_multivar(config, key, "a^", escaped(value))
+            result = git.config_set_multivar(config, key, "a^", escaped(value))
           }
         }
       case .unset(let key):
-        result = git_config_delete_multivar(config, key, ".*")
+        result = git.config_delete_multivar(config, key, ".*")
         if result == GIT_ENOTFOUND.rawValue { result = 0 }
       }
       if result != 0 {
-        let why = lastGitError()
+        let why = git.lastError
         // Frees `config` too (libgit2 1.5.1), so it is not freed again here.
-        git_transaction_free(transaction)
+        git.transaction_free(transaction)
         unlink(path + ".lock")
         throw .confWrite(path: path, why: why)
       }
     }
-    let committed = git_transaction_commit(transaction)
-    let why = committed == 0 ? "" : lastGitError()
-    git_transaction_free(transaction)
-    git_config_free(config)
+    let committed = git.transaction_commit(transaction)
+    let why = committed == 0 ? "" : git.lastError
+    git.transaction_free(transaction)
+    git.config_free(config)
     if committed != 0 { throw .confWrite(path: path, why: why) }
   }
 
@@ -202,12 +200,5 @@ public struct ConfStore: Sendable {
       }
     }
     return result
-  }
-
-  static func lastGitError() -> String {
-    guard let error = git_error_last(), let message = error.pointee.message else {
-      return "unknown libgit2 error"
-    }
-    return String(cString: message)
   }
 }
