@@ -48,6 +48,7 @@ public struct Runner {
     let handled = SignalSet([.child, .terminate, .interrupt, .hangup, .windowChanged, .pipe,
                               Signal(rawValue: SIGQUIT), Signal(rawValue: SIGTSTP)])
     handled.block()
+    resetSignalDispositions()
     var mask = handled.raw
     signals = FileDescriptor(rawValue: usvc_signalfd(&mask))
     umask(0o077)
@@ -289,7 +290,8 @@ public struct Runner {
           pid = try spawn(
             spec.argv, environment: spec.environment, directory: spec.directory, newSession: true,
             actions: [.open(slavePath, as: 0, flags: O_RDWR), .duplicate(0, as: 1), .duplicate(0, as: 2),
-                      .closeFrom(3)])
+                      .closeFrom(3)],
+            resettingSignals: false)
           break
         } catch where error == Errno(ETXTBSY) && attempts < 100 {
           // The program file is still open for writing somewhere (just written,

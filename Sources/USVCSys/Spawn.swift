@@ -19,9 +19,12 @@ public enum FileAction: Sendable {
 /// a parent commonly ignores or handles, whatever the caller did (PLATFORM-NOTES:
 /// a mask inherited from a runtime thread makes SIGTERM do nothing). Not all 64:
 /// each costs the child a syscall before exec, on the respawn path.
+///
+/// `resettingSignals: false` skips that reset, for a caller that keeps every
+/// disposition at its default (the runner, see `resetSignalDispositions`).
 public func spawn(
   _ argv: [String], environment: [String], directory: String? = nil,
-  newSession: Bool = false, actions: [FileAction] = []
+  newSession: Bool = false, actions: [FileAction] = [], resettingSignals: Bool = true
 ) throws(Errno) -> pid_t {
   precondition(!argv.isEmpty, "can't happen: spawning an empty argv")
   var attributes = posix_spawnattr_t()
@@ -38,7 +41,7 @@ public func spawn(
      SIGTTOU, SIGWINCH, SIGURG, SIGXFSZ].map { Signal(rawValue: $0) }).raw
   posix_spawnattr_setsigmask(&attributes, &emptyMask)
   posix_spawnattr_setsigdefault(&attributes, &defaults)
-  var flags = Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
+  var flags = Int16(POSIX_SPAWN_SETSIGMASK | (resettingSignals ? POSIX_SPAWN_SETSIGDEF : 0))
   if newSession { flags |= usvc_POSIX_SPAWN_SETSID }
   posix_spawnattr_setflags(&attributes, flags)
 
@@ -65,6 +68,15 @@ public func spawn(
       try checkingReturnedErrno(result)
       return pid
     }
+  }
+}
+
+/// Sets every signal's disposition to the default (what the process inherited
+/// may ignore some), so children spawned with `resettingSignals: false` start
+/// with defaults without the child resetting them one syscall at a time.
+public func resetSignalDispositions() {
+  for number in 1..<Int32(65) where number != SIGKILL && number != SIGSTOP {
+    signal(number, SIG_DFL)
   }
 }
 
