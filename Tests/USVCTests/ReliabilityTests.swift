@@ -558,6 +558,8 @@ struct HostileCase: Sendable, CustomTestStringConvertible {
     // Other option values.
     HostileCase("events -n abc", ["events", "-n", "abc"], "usvc: The value 'abc' is invalid for '-n <n>'"),
     HostileCase("logs -n x", ["logs", "-n", "x", "fx-1"], "usvc: The value 'x' is invalid for '-n <n>'"),
+    HostileCase("logs -n -1", ["logs", "-n", "-1", "fx-1"], "usvc: bad value for -n: '-1': expected a number of lines, 0 or more"),
+    HostileCase("events -n -1", ["events", "-n", "-1"], "usvc: bad value for -n: '-1': expected a number of events, 0 or more"),
   ]
 
   /// A USVC_HOME with one job, `fx-1`, that ran once and exited, and no tmux

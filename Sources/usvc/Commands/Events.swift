@@ -5,10 +5,15 @@ extension USVC {
   struct Events: ParsableCommand {
     static let configuration = CommandConfiguration(
       commandName: "events", abstract: "Show the event stream: TIME, JOB, EVENT, DETAIL, tab-separated.")
-    @Option(name: .short, help: "How many of the last events.")
+    // .unconditional: `-n -1` is a bad count, not a missing value.
+    @Option(name: .short, parsing: .unconditional, help: "How many of the last events.")
     var n: Int = 10
     @Flag(name: .short, help: "Keep following new events until interrupted.")
     var follow = false
+
+    func validate() throws {
+      if n < 0 { throw UsvcError.badValue(key: "-n", value: String(n), why: "expected a number of events, 0 or more") }
+    }
 
     func run() throws {
       let supervisor = try USVC.supervisor()

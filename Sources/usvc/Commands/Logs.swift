@@ -5,14 +5,15 @@ extension USVC {
   struct Logs: ParsableCommand {
     static let configuration = CommandConfiguration(
       commandName: "logs", abstract: "Show the last lines of jobs' logs; with several jobs each line is prefixed 'NAME | '.")
-    @Option(name: .short, help: "How many lines of each log.")
+    // .unconditional: `-n -1` is a bad count, not a missing value.
+    @Option(name: .short, parsing: .unconditional, help: "How many lines of each log.")
     var n: Int = 10
     @Flag(name: .short, help: "Keep following the logs, across rotation, until interrupted.")
     var follow = false
     @OptionGroup var selection: SelectorArguments
 
     func validate() throws {
-      if n < 0 { throw ValidationError("-n takes a number of lines, 0 or more") }
+      if n < 0 { throw UsvcError.badValue(key: "-n", value: String(n), why: "expected a number of lines, 0 or more") }
     }
 
     func run() throws {
