@@ -58,11 +58,14 @@ public struct Runner {
       Runner.say("usvc-runner \(name): another runner holds \(paths.lock)")
       return nil
     }
-    guard let bytes = readFile(paths.spec), let spec = JobSpec(decoding: bytes) else {
+    guard let info = fileStatus(paths.spec), let bytes = readFile(paths.spec),
+      let spec = JobSpec(decoding: bytes)
+    else {
       Runner.say("usvc-runner \(name): fatal: unable to read \(paths.spec)")
       return nil
     }
     self.spec = spec
+    specIdentity = Runner.identity(info)
 
     // 3. What an earlier runner of this job left: counters, and perhaps processes
     //    (it was killed): those go, so a job never runs twice.
@@ -315,12 +318,17 @@ public struct Runner {
   /// from the next start on); a stat, not a read, when it did not change.
   mutating func refreshSpec() {
     guard let info = fileStatus(paths.spec) else { return }
-    let identity = [UInt64(info.st_ino), UInt64(info.st_mtim.tv_sec), UInt64(info.st_mtim.tv_nsec), UInt64(info.st_size)]
+    let identity = Runner.identity(info)
     guard identity != specIdentity else { return }
     if let bytes = readFile(paths.spec), let fresh = JobSpec(decoding: bytes) {
       spec = fresh
       specIdentity = identity
     }
+  }
+
+  /// What tells one version of a file from the next: inode, modification time, size.
+  static func identity(_ info: stat) -> [UInt64] {
+    [UInt64(info.st_ino), UInt64(info.st_mtim.tv_sec), UInt64(info.st_mtim.tv_nsec), UInt64(info.st_size)]
   }
 
   /// The jobs (as `JobPaths`) that `job.after` names, without this one.

@@ -8,12 +8,7 @@ public struct Errno: Error, Equatable, CustomStringConvertible, Sendable {
   /// The current thread's `errno`.
   public static var current: Errno { Errno(errno) }
 
-  public static let noSuchProcess = Errno(ESRCH)
-  public static let noSuchFile = Errno(ENOENT)
-  public static let interrupted = Errno(EINTR)
   public static let wouldBlock = Errno(EAGAIN)
-  public static let noChild = Errno(ECHILD)
-  public static let exists = Errno(EEXIST)
 
   /// The C library's sentence for this error ("No such file or directory").
   public var description: String { String(cString: strerror(rawValue)) }

@@ -78,11 +78,6 @@ public struct FileDescriptor: Sendable, Hashable {
     }
   }
 
-  /// C: `dup2(self, target)`.
-  public func duplicate(as target: FileDescriptor) throws(Errno) {
-    _ = try retryingEINTR { dup2(rawValue, target.rawValue) }
-  }
-
   public func setNonBlocking() {
     let flags = fcntl(rawValue, F_GETFL)
     _ = fcntl(rawValue, F_SETFL, flags | O_NONBLOCK)

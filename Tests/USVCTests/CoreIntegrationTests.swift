@@ -79,7 +79,8 @@ struct CoreIntegrationTests {
     let view = try t.view("crash-1")
     #expect(view.run.restarts == restartsBefore + 1)
     #expect(view.run.lastExit == "SIGKILL")
-    #expect(try String(contentsOfFile: "/proc/\(view.pid!)/cmdline", encoding: .utf8).hasPrefix("/usr/bin/sleep\0") || (try String(contentsOfFile: "/proc/\(view.pid!)/cmdline", encoding: .utf8)).hasPrefix("/bin/sleep\0"))
+    let cmdline = try String(contentsOfFile: "/proc/\(view.pid!)/cmdline", encoding: .utf8)
+    #expect(cmdline.hasPrefix("/usr/bin/sleep\0") || cmdline.hasPrefix("/bin/sleep\0"))
     let status = try t.ok("status", "crash-1").lines
     #expect(status.count == 2)
     #expect(status[1].contains("running") && status[1].contains("exit SIGKILL") && status[1].contains("restarts \(restartsBefore + 1)"))

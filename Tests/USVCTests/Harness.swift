@@ -60,7 +60,7 @@ final class TestHome: @unchecked Sendable {  // Used from one test at a time.
 
   /// Runs usvc with `arguments` in this home.
   @discardableResult
-  func usvc(_ arguments: String..., stdin: String? = nil) throws -> Outcome {
+  func usvc(_ arguments: String...) throws -> Outcome {
     try usvc(arguments)
   }
 
