@@ -65,7 +65,7 @@ struct LogFile {
       unlink(path)
       return
     }
-    unlink("\(path).\(keep)")
+    // rename replaces its target atomically, so the oldest kept goes without an unlink.
     var index = keep - 1
     while index >= 1 {
       rename("\(path).\(index)", "\(path).\(index + 1)")
