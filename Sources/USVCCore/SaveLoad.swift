@@ -237,6 +237,7 @@ extension Supervisor {
         request.replaceEnvironment = true
       }
       request.after = keys["after"] ?? []
+      request.groupMustBeNew = true
       let handled: Set<String> = ["count", "cmd", "args", "cwd", "restart", "env", "after"]
       request.extra = Self.savedKeys.compactMap { short in
         guard !handled.contains(short), let values = keys[short] else { return nil }

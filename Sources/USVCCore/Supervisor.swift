@@ -17,6 +17,9 @@ public struct StartRequest: Sendable {
   /// The jobs' environment is `environment` alone, not the caller's plus it
   /// (`load`: a saved environment); usvc's own variables are still set.
   public var replaceEnvironment = false
+  /// Refuse when the group has jobs already (`load` creates, it does not
+  /// merge); checked under the writers' lock, so two loads cannot both pass.
+  public var groupMustBeNew = false
   public init(group: String, command: String) {
     self.group = group
     self.command = command
@@ -155,7 +158,11 @@ public struct Supervisor: Sendable {
     for case .set(let key, let values) in template { for value in values { try ConfKeys.validate(key, value) } }
 
     let names = try store.withWriteLock { () throws(UsvcError) -> [String] in
-      let names = Names.freeNames(group: request.group, count: request.count, taken: store.names())
+      let taken = store.names()
+      if request.groupMustBeNew && taken.contains(where: { Names.split(job: $0)?.group == request.group }) {
+        throw .conflict("group '\(request.group)' already exists: rm it first")
+      }
+      let names = Names.freeNames(group: request.group, count: request.count, taken: taken)
       for name in names {
         let environment = jobEnvironment(
           name: name, group: request.group, extra: request.environment, inherit: !request.replaceEnvironment)

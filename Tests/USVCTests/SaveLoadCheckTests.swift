@@ -164,6 +164,22 @@ struct SaveLoadCheckTests {
     #expect(try t.pid("web-1") == pid)
   }
 
+  @Test("4 concurrent loads of one file: one creates the group, the others are refused, nothing doubled")
+  func concurrentLoads() throws {
+    let t = try TestHome()
+    let file = t.file("three.conf")
+    try "[group \"trio\"]\n\tcount = 3\n\tcmd = /bin/sleep\n\targs = 1000\n".write(toFile: file, atomically: true, encoding: .utf8)
+    let outcomes = Locked<[Outcome]>([])
+    concurrently(4) { _ in
+      let outcome = (try? t.usvc("load", file)) ?? Outcome(status: -1, stdout: "", stderr: "cannot run")
+      outcomes.withValue { $0.append(outcome) }
+    }
+    let all = outcomes.value
+    #expect(all.filter { $0.status == 0 }.map(\.lines) == [["started trio-1", "started trio-2", "started trio-3"]])
+    #expect(all.filter { $0.status != 0 }.map(\.stderr) == Array(repeating: "usvc: group 'trio' already exists: rm it first\n", count: 3))
+    #expect(try t.ok("jobs").lines == ["trio-1", "trio-2", "trio-3"])
+  }
+
   @Test("a load whose later group cannot start removes the groups it already started")
   func loadIsAllOrNothing() throws {
     let t = try TestHome()
