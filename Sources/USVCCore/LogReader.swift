@@ -61,28 +61,37 @@ public enum LogReader {
       return entry
     }
     var chunk = [UInt8](repeating: 0, count: 65536)
+    /// Emits the complete lines appended to the file `entry` has open (even if
+    /// renamed away); false when `emit` wants no more.
+    func drain(_ entry: inout Followed) -> Bool {
+      guard let fd = entry.fd else { return true }
+      while true {
+        let count = chunk.withUnsafeMutableBytes { Glibc.read(fd.rawValue, $0.baseAddress, $0.count) }
+        guard count > 0 else { break }
+        entry.partial.append(contentsOf: chunk[0..<count])
+      }
+      while let newline = entry.partial.firstIndex(of: 10) {
+        let line = String(decoding: entry.partial[..<newline], as: UTF8.self)
+        entry.partial.removeSubrange(...newline)
+        if !emit(entry.label, line) { return false }
+      }
+      return true
+    }
     while true {
       for index in followed.indices {
-        // 1. Whatever was appended to the file we have open (even if renamed away).
-        if let fd = followed[index].fd {
-          while true {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd.rawValue, $0.baseAddress, $0.count) }
-            guard count > 0 else { break }
-            followed[index].partial.append(contentsOf: chunk[0..<count])
-          }
-          while let newline = followed[index].partial.firstIndex(of: 10) {
-            let line = String(decoding: followed[index].partial[..<newline], as: UTF8.self)
-            followed[index].partial.removeSubrange(...newline)
-            if !emit(followed[index].label, line) { return }
-          }
-        }
-        // 2. Then, if the path now names another file (rotated or new), switch to it from its start.
+        guard drain(&followed[index]) else { return }
+        // If the path now names another file (rotated, or new): the runner may have
+        // written to the old one since it was drained, so drain it once more, then
+        // switch to the new one from its start.
         if let info = fileStatus(followed[index].path), info.st_ino != followed[index].inode
           || followed[index].fd == nil
         {
+          guard drain(&followed[index]) else { return }
           followed[index].fd?.close()
           followed[index].fd = try? FileDescriptor.open(followed[index].path, O_RDONLY)
-          followed[index].inode = info.st_ino
+          // The inode of what was opened: the path may have moved on again since the stat.
+          var opened = stat()
+          if let fd = followed[index].fd, fstat(fd.rawValue, &opened) == 0 { followed[index].inode = opened.st_ino }
         }
       }
       usleep(100_000)
