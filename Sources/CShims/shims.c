@@ -3,7 +3,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pty.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
@@ -64,4 +67,95 @@ int usvc_lock_holder(int fd) {
   struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
   if (fcntl(fd, F_GETLK, &lock) != 0) return -1;
   return lock.l_type == F_UNLCK ? 0 : (int)lock.l_pid;
+}
+
+// MARK: usvc_spawn_plain
+
+struct spawn_request {
+  const char *path;
+  char *const *argv;
+  char *const *envp;
+  const char *directory;
+  int new_session;
+  int restore_normal_policy;
+  const struct usvc_fd_action *actions;
+  int action_count;
+  volatile int error;  // written by the child, read by the parent once it resumes
+};
+
+static void close_from(int first) {
+  if (syscall(SYS_close_range, (unsigned)first, ~0U, 0) == 0) return;
+  struct rlimit limit;  // Kernels before 5.9: one close per possible descriptor.
+  int last = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < 65536 ? (int)limit.rlim_cur : 65536;
+  for (int fd = first; fd < last; fd++) close(fd);
+}
+
+// Runs in the child, on the parent's memory, until execve replaces it: only
+// system calls, no allocation, nothing that takes a lock.
+static int spawn_child(void *argument) {
+  struct spawn_request *request = argument;
+  sigset_t empty;
+  struct sched_param normal = {0};
+  if (request->restore_normal_policy) sched_setscheduler(0, SCHED_OTHER, &normal);
+  if (request->new_session && setsid() < 0) goto failed;
+  for (int index = 0; index < request->action_count; index++) {
+    const struct usvc_fd_action *action = &request->actions[index];
+    switch (action->kind) {
+    case USVC_FD_OPEN: {
+      int fd = open(action->path, action->flags, 0);
+      if (fd < 0) goto failed;
+      if (fd != action->fd) {
+        if (dup2(fd, action->fd) < 0) goto failed;
+        close(fd);
+      }
+      break;
+    }
+    case USVC_FD_DUPLICATE:
+      if (action->source == action->fd) {
+        // dup2 onto itself would keep FD_CLOEXEC: clear it instead.
+        if (fcntl(action->fd, F_SETFD, 0) < 0) goto failed;
+      } else if (dup2(action->source, action->fd) < 0) {
+        goto failed;
+      }
+      break;
+    case USVC_FD_CLOSE_FROM: close_from(action->fd); break;
+    }
+  }
+  if (request->directory && chdir(request->directory) < 0) goto failed;
+  sigemptyset(&empty);
+  sigprocmask(SIG_SETMASK, &empty, NULL);
+  execve(request->path, request->argv, request->envp);
+failed:
+  request->error = errno;
+  _exit(127);
+}
+
+int usvc_spawn_plain(const char *path, char *const argv[], char *const envp[],
+                     const char *directory, int new_session,
+                     const struct usvc_fd_action *actions, int action_count) {
+  // CLONE_VFORK wakes the caller when the child's execve lets go of its memory,
+  // well before the kernel has loaded the program; woken, a SCHED_OTHER caller
+  // preempts its child on the same CPU and runs first (measured: ~0.2 ms more to
+  // exec). SCHED_BATCH does not preempt on wakeup, so the caller is batch for
+  // the clone and the child is normal again before anything else.
+  struct sched_param normal = {0};
+  int batch = sched_getscheduler(0) == SCHED_OTHER && sched_setscheduler(0, SCHED_BATCH, &normal) == 0;
+  struct spawn_request request = {path, argv, envp, directory, new_session, batch, actions, action_count, 0};
+  // The child runs on this stack, inside this frame: CLONE_VFORK keeps the
+  // caller stopped until the child exec'd or exited.
+  char stack[32768] __attribute__((aligned(64)));
+  sigset_t all, previous;
+  sigfillset(&all);
+  // Blocked in the child from its first instruction until just before exec.
+  pthread_sigmask(SIG_BLOCK, &all, &previous);
+  int pid = clone(spawn_child, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &request);
+  int clone_error = errno;
+  pthread_sigmask(SIG_SETMASK, &previous, NULL);
+  if (batch) sched_setscheduler(0, SCHED_OTHER, &normal);
+  if (pid < 0) return -clone_error;
+  if (request.error != 0) {
+    waitpid(pid, NULL, 0);
+    return -request.error;
+  }
+  return pid;
 }

@@ -196,16 +196,8 @@ public struct Runner {
       // Output the job wrote before it ended comes before the line saying so.
       pumpOutput()
       let ranFor = monotonicClock() - runBegan
-      published.runs += 1
-      if !status.isSuccess { published.failures += 1 }
-      published.lastExit = status.description
-      published.lastRunSeconds = ranFor
-      published.totalRunSeconds += ranFor
       published.pid = 0
-      let home = paths.home, name = paths.name
-      perform(machine.handle(.childExited(status, ranFor: ranFor), now: monotonicClock())) {
-        Events.append(home: home, job: name, event: "exited", detail: "\(status) after \(format(ranFor))")
-      }
+      perform(machine.handle(.childExited(status, ranFor: ranFor), now: monotonicClock()), ended: (status, ranFor))
       // After the machine acted (its SIGKILL to stragglers must not hit them).
       let facts = hookFacts(status, ranFor: ranFor)
       if !spec.post.isEmpty { startHook("post", spec.post, facts) }
@@ -224,18 +216,22 @@ public struct Runner {
     }
   }
 
-  /// Runs the machine's actions. `exitEvent` appends the event of the exit
-  /// that led to them, in its place among the lines.
-  mutating func perform(_ actions: [RunnerMachine.Action], exitEvent: (() -> Void)? = nil) {
+  /// Runs the machine's actions. `ended` is the run whose exit led to them.
+  mutating func perform(
+    _ actions: [RunnerMachine.Action], ended: (status: TerminationStatus, ranFor: Double)? = nil
+  ) {
     // 1. The respawn path first: clear what the last run left (before the new
-    //    run exists, so it is not among them), then start the next run.
+    //    run exists, so it is not among them), then start the next run. Nothing
+    //    else comes before the spawn, not even formatting a line: a job dies
+    //    rarely, and whatever runs first then runs from cold caches.
     if actions.contains(.killJob) { signalJob([.kill]) }
     let launched = actions.contains(.spawn) ? launchProgram() : nil
-    // 2. Then say what happened, in the machine's order: the exit before the start.
-    exitEvent?()
+    // 2. Then record and say what happened, in the machine's order: the exit before the start.
+    if let ended { recordExit(ended.status, ranFor: ended.ranFor) }
     for action in actions {
       switch action {
       case .log(let text): say(text)
+      case .logExit(let status, let ranFor): say(RunnerMachine.exitLine(status, ranFor: ranFor))
       case .signalJob(let signal): signalJob([signal, .continue])
       case .spawn, .killJob: break
       }
@@ -246,10 +242,22 @@ public struct Runner {
     perform(machine.handle(launched, now: monotonicClock()))
   }
 
+  /// The health figures and the event of a run that ended.
+  mutating func recordExit(_ status: TerminationStatus, ranFor: Double) {
+    published.runs += 1
+    if !status.isSuccess { published.failures += 1 }
+    published.lastExit = status.description
+    published.lastRunSeconds = ranFor
+    published.totalRunSeconds += ranFor
+    Events.append(home: paths.home, job: paths.name, event: "exited", detail: "\(status) after \(format(ranFor))")
+  }
+
   /// Signals the job's process group and every other descendant of the runner
   /// (a double-forked child that left the group is reparented to us: subreaper).
   func signalJob(_ signals: [Signal]) {
-    let descendants = ProcStat.descendantPids(of: getpid(), singleThreaded: true)
+    // No child at all (the usual case once a run ended): no descendant either,
+    // and the respawn path skips reading the kernel's children lists.
+    let descendants = hasChildren() ? ProcStat.descendantPids(of: getpid(), singleThreaded: true) : []
     for signal in signals {
       if published.pid > 1 { try? signal.send(toGroup: published.pid) }
       for pid in descendants { try? signal.send(to: pid) }
@@ -303,7 +311,6 @@ public struct Runner {
           usleep(10_000)
         }
       }
-      // posix_spawn returns once the program exec'd: from here on, nothing delays it.
       runBegan = now
       published.pid = pid
       published.pidStart = ProcStat.read(pid)?.startTicks ?? 0

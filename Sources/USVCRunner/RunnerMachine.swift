@@ -44,6 +44,17 @@ public struct RunnerMachine: Sendable {
     /// SIGKILL to every process left of the job.
     case killJob
     case log(String)
+    /// The line saying how a run ended (`exitLine`), formatted only once the
+    /// next run started.
+    case logExit(TerminationStatus, ranFor: Double)
+  }
+
+  /// `exited with code 3 after 0.012s`, `killed by SIGKILL after 12s`.
+  public static func exitLine(_ status: TerminationStatus, ranFor: Double) -> String {
+    switch status {
+    case .exited(let code): "exited with code \(code) after \(format(ranFor))"
+    case .signaled(let signal): "killed by \(signal) after \(format(ranFor))"
+    }
   }
 
   public var state: State = .starting
@@ -176,12 +187,7 @@ public struct RunnerMachine: Sendable {
   /// A run ended on its own: restart now, wait, or finish, per policy and back-off.
   private mutating func ended(_ status: TerminationStatus, ranFor: Double, now: Double) -> [Action]
   {
-    let how: String
-    switch status {
-    case .exited(let code): how = "exited with code \(code)"
-    case .signaled(let signal): how = "killed by \(signal)"
-    }
-    var actions: [Action] = [.log("\(how) after \(format(ranFor))"), .killJob]
+    var actions: [Action] = [.logExit(status, ranFor: ranFor), .killJob]
     guard restart.restarts(after: status) else {
       state = .finished(.exited)
       return actions

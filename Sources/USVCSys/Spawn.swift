@@ -20,13 +20,19 @@ public enum FileAction: Sendable {
 /// a mask inherited from a runtime thread makes SIGTERM do nothing). Not all 64:
 /// each costs the child a syscall before exec, on the respawn path.
 ///
-/// `resettingSignals: false` skips that reset, for a caller that keeps every
-/// disposition at its default (the runner, see `resetSignalDispositions`).
+/// `resettingSignals: false` is for a caller that keeps every disposition at
+/// its default (the runner, see `resetSignalDispositions`): its child skips the
+/// reset, and for a path holding a `/` it is started by `usvc_spawn_plain`,
+/// whose child makes only the calls asked for (glibc's also checks all 64
+/// dispositions: two syscalls each, on the respawn path).
 public func spawn(
   _ argv: [String], environment: [String], directory: String? = nil,
   newSession: Bool = false, actions: [FileAction] = [], resettingSignals: Bool = true
 ) throws(Errno) -> pid_t {
   precondition(!argv.isEmpty, "can't happen: spawning an empty argv")
+  if !resettingSignals && argv[0].contains("/") {
+    return try spawnPlain(argv, environment: environment, directory: directory, newSession: newSession, actions: actions)
+  }
   var attributes = posix_spawnattr_t()
   posix_spawnattr_init(&attributes)
   defer { posix_spawnattr_destroy(&attributes) }
@@ -67,6 +73,31 @@ public func spawn(
         : posix_spawnp(&pid, argv[0], &fileActions, &attributes, argvPointers, envPointers)
       try checkingReturnedErrno(result)
       return pid
+    }
+  }
+}
+
+/// `spawn` for a caller with no signal handler, through `usvc_spawn_plain`.
+private func spawnPlain(
+  _ argv: [String], environment: [String], directory: String?, newSession: Bool, actions: [FileAction]
+) throws(Errno) -> pid_t {
+  let paths = actions.map { action -> UnsafeMutablePointer<CChar>? in
+    if case .open(let path, _, _) = action { return strdup(path) }
+    return nil
+  }
+  defer { for path in paths { free(path) } }
+  let steps = zip(actions, paths).map { action, path -> usvc_fd_action in
+    switch action {
+    case .open(_, let fd, let flags): usvc_fd_action(kind: Int32(USVC_FD_OPEN), fd: fd, source: -1, flags: flags, path: path)
+    case .duplicate(let from, let to): usvc_fd_action(kind: Int32(USVC_FD_DUPLICATE), fd: to, source: from, flags: 0, path: nil)
+    case .closeFrom(let from): usvc_fd_action(kind: Int32(USVC_FD_CLOSE_FROM), fd: from, source: -1, flags: 0, path: nil)
+    }
+  }
+  return try withCStrings(argv) { (argvPointers) throws(Errno) in
+    try withCStrings(environment) { (envPointers) throws(Errno) in
+      let result = usvc_spawn_plain(argv[0], argvPointers, envPointers, directory, newSession ? 1 : 0, steps, Int32(steps.count))
+      guard result > 0 else { throw Errno(-result) }
+      return result
     }
   }
 }

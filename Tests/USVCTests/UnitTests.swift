@@ -42,7 +42,9 @@ struct RunnerMachineTests {
     let actions = m.handle(.childExited(.signaled(.kill), ranFor: 10), now: 12)
     #expect(m.quickDeaths == 0)
     #expect(m.state == .starting)
-    #expect(actions == [.log("killed by SIGKILL after 10s"), .killJob, .spawn])
+    #expect(actions == [.logExit(.signaled(.kill), ranFor: 10), .killJob, .spawn])
+    #expect(RunnerMachine.exitLine(.signaled(.kill), ranFor: 10) == "killed by SIGKILL after 10s")
+    #expect(RunnerMachine.exitLine(.exited(3), ranFor: 0.012) == "exited with code 3 after 0.012s")
   }
 
   @Test("restart policies", arguments: [

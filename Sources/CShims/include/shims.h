@@ -48,6 +48,28 @@ int usvc_pipe_cloexec(int fds[2]);
 
 
 
+/// One step of what a child started by `usvc_spawn_plain` does with its
+/// descriptors before exec.
+struct usvc_fd_action {
+  int kind;          // USVC_FD_OPEN, USVC_FD_DUPLICATE or USVC_FD_CLOSE_FROM
+  int fd;            // the descriptor it makes (open, duplicate) or the first it closes
+  int source;        // duplicate: the descriptor copied
+  int flags;         // open: the open flags
+  const char *path;  // open: the path
+};
+enum { USVC_FD_OPEN = 1, USVC_FD_DUPLICATE = 2, USVC_FD_CLOSE_FROM = 3 };
+
+/// Starts `path` (which holds a '/') as posix_spawn would with an empty signal
+/// mask (and POSIX_SPAWN_SETSID when `new_session`), but its child makes only
+/// the calls asked for: glibc's resets 64 signal dispositions one syscall at a
+/// time, which a process that installs no handler does not need.
+/// Precondition: the caller has no signal handler installed (the child shares
+/// its memory until exec). Returns the pid once exec succeeded, or -errno of
+/// the step that failed.
+int usvc_spawn_plain(const char *path, char *const argv[], char *const envp[],
+                     const char *directory, int new_session,
+                     const struct usvc_fd_action *actions, int action_count);
+
 /// Takes a POSIX write lock on the whole file, without waiting (`F_SETLK`).
 /// Unlike flock, others can ask who holds it without taking it (`usvc_lock_holder`).
 int usvc_lock_file(int fd);
