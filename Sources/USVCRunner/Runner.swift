@@ -38,6 +38,9 @@ public struct Runner {
   var nextDependencyCheck: Double = 0
   /// Inode, modification time and size of the spec last read.
   var specIdentity: [UInt64] = []
+  /// The job's argv, environment and descriptor steps as C data, for this
+  /// version of the spec: a respawn builds nothing.
+  var preparedLaunch: PreparedSpawn?
   /// Hooks still running: pid → (which, when it is killed).
   var hooks: [pid_t: (name: String, killAt: Double)] = [:]
 
@@ -293,16 +296,17 @@ public struct Runner {
     log.keep = spec.logKeep
     let previousMask = umask(spec.umask)
     defer { umask(previousMask) }
+    // This runner installs no signal handler (resetSignalDispositions at its start).
+    let launch = preparedLaunch ?? PreparedSpawn(
+      spec.argv, environment: spec.environment, directory: spec.directory, newSession: true,
+      actions: [.open(slavePath, as: 0, flags: O_RDWR), .duplicate(0, as: 1), .duplicate(0, as: 2), .closeFrom(3)])
+    preparedLaunch = launch
     do {
       var attempts = 0
       var pid: pid_t = 0
       while true {
         do {
-          pid = try spawn(
-            spec.argv, environment: spec.environment, directory: spec.directory, newSession: true,
-            actions: [.open(slavePath, as: 0, flags: O_RDWR), .duplicate(0, as: 1), .duplicate(0, as: 2),
-                      .closeFrom(3)],
-            resettingSignals: false)
+          pid = try launch.start()
           break
         } catch where error == Errno(ETXTBSY) && attempts < 100 {
           // The program file is still open for writing somewhere (just written,
@@ -330,6 +334,7 @@ public struct Runner {
     if let bytes = readFile(paths.spec), let fresh = JobSpec(decoding: bytes) {
       spec = fresh
       specIdentity = identity
+      preparedLaunch = nil
     }
   }
 

@@ -81,24 +81,60 @@ public func spawn(
 private func spawnPlain(
   _ argv: [String], environment: [String], directory: String?, newSession: Bool, actions: [FileAction]
 ) throws(Errno) -> pid_t {
-  let paths = actions.map { action -> UnsafeMutablePointer<CChar>? in
-    if case .open(let path, _, _) = action { return strdup(path) }
-    return nil
-  }
-  defer { for path in paths { free(path) } }
-  let steps = zip(actions, paths).map { action, path -> usvc_fd_action in
-    switch action {
-    case .open(_, let fd, let flags): usvc_fd_action(kind: Int32(USVC_FD_OPEN), fd: fd, source: -1, flags: flags, path: path)
-    case .duplicate(let from, let to): usvc_fd_action(kind: Int32(USVC_FD_DUPLICATE), fd: to, source: from, flags: 0, path: nil)
-    case .closeFrom(let from): usvc_fd_action(kind: Int32(USVC_FD_CLOSE_FROM), fd: from, source: -1, flags: 0, path: nil)
+  try PreparedSpawn(argv, environment: environment, directory: directory, newSession: newSession, actions: actions)
+    .start()
+}
+
+/// A program, its environment and what its child does before exec, held as the
+/// C data `usvc_spawn_plain` takes: built once, started any number of times.
+/// The runner keeps one per version of its spec, so a respawn builds nothing.
+///
+/// Only for a caller with no signal handler installed (see `usvc_spawn_plain`);
+/// `argv[0]` is the path executed, as is (no PATH search).
+public final class PreparedSpawn {
+  private let argv: [UnsafeMutablePointer<CChar>?]
+  private let environment: [UnsafeMutablePointer<CChar>?]
+  private let directory: UnsafeMutablePointer<CChar>?
+  private let paths: [UnsafeMutablePointer<CChar>?]
+  private let steps: [usvc_fd_action]
+  private let newSession: Bool
+
+  public init(
+    _ argv: [String], environment: [String], directory: String? = nil, newSession: Bool = false,
+    actions: [FileAction] = []
+  ) {
+    precondition(!argv.isEmpty, "can't happen: spawning an empty argv")
+    self.argv = argv.map { strdup($0) } + [nil]
+    self.environment = environment.map { strdup($0) } + [nil]
+    self.directory = directory.map { strdup($0) }
+    let paths = actions.map { action -> UnsafeMutablePointer<CChar>? in
+      if case .open(let path, _, _) = action { return strdup(path) }
+      return nil
     }
-  }
-  return try withCStrings(argv) { (argvPointers) throws(Errno) in
-    try withCStrings(environment) { (envPointers) throws(Errno) in
-      let result = usvc_spawn_plain(argv[0], argvPointers, envPointers, directory, newSession ? 1 : 0, steps, Int32(steps.count))
-      guard result > 0 else { throw Errno(-result) }
-      return result
+    self.paths = paths
+    steps = zip(actions, paths).map { action, path in
+      switch action {
+      case .open(_, let fd, let flags):
+        usvc_fd_action(kind: Int32(USVC_FD_OPEN), fd: fd, source: -1, flags: flags, path: path)
+      case .duplicate(let from, let to):
+        usvc_fd_action(kind: Int32(USVC_FD_DUPLICATE), fd: to, source: from, flags: 0, path: nil)
+      case .closeFrom(let from):
+        usvc_fd_action(kind: Int32(USVC_FD_CLOSE_FROM), fd: from, source: -1, flags: 0, path: nil)
+      }
     }
+    self.newSession = newSession
+  }
+
+  deinit {
+    for pointer in argv + environment + paths + [directory] { free(pointer) }
+  }
+
+  /// Starts the program; returns its pid once exec succeeded.
+  public func start() throws(Errno) -> pid_t {
+    let result = usvc_spawn_plain(
+      argv[0], argv, environment, directory, newSession ? 1 : 0, steps, Int32(steps.count))
+    guard result > 0 else { throw Errno(-result) }
+    return result
   }
 }
 

@@ -140,6 +140,23 @@ struct CoreIntegrationTests {
     #expect(try t.usvc("stop", "tree-1").status == 0)
   }
 
+  @Test("a changed conf (args, env, directory) applies when the same runner starts the next run")
+  func confAppliesAtNextRun() throws {
+    let t = try TestHome()
+    let out = t.file("seen")
+    let job = try t.script("show", "echo \"$* V=$V $(pwd)\" >> \"\(out)\"; exec sleep 1000")
+    try t.ok("start", "-C", t.root, "-e", "V=one", "nx", job, "first")
+    #expect(eventually { t.read(out) != nil })
+    let runner = try t.view("nx-1").runner
+    try t.ok("conf", "nx-1", "args", "second", "and more")
+    try t.ok("conf", "nx-1", "env", "V=two")
+    try t.ok("conf", "nx-1", "cwd", "/tmp")
+    try t.ok("kill", "-s", "KILL", "nx-1")
+    #expect(eventually { (t.read(out) ?? "").split(separator: "\n").count == 2 })
+    #expect(t.read(out) == "first V=one \(t.root)\nsecond and more V=two /tmp\n")
+    #expect(try t.view("nx-1").runner == runner)
+  }
+
   @Test("restart of a group changes every pid")
   func restartGroup() throws {
     let t = try TestHome()
