@@ -17,22 +17,14 @@ public enum FileAction: Sendable {
 ///
 /// The child gets an empty signal mask and default dispositions for the signals
 /// a parent commonly ignores or handles, whatever the caller did (PLATFORM-NOTES:
-/// a mask inherited from a runtime thread makes SIGTERM do nothing). Not all 64:
-/// each costs the child a syscall before exec, on the respawn path.
+/// a mask inherited from a runtime thread makes SIGTERM do nothing).
 ///
-/// `resettingSignals: false` is for a caller that keeps every disposition at
-/// its default (the runner, see `resetSignalDispositions`): its child skips the
-/// reset, and for a path holding a `/` it is started by `usvc_spawn_plain`,
-/// whose child makes only the calls asked for (glibc's also checks all 64
-/// dispositions: two syscalls each, on the respawn path).
+/// For any caller. The runner starts its job with `PreparedSpawn` instead.
 public func spawn(
   _ argv: [String], environment: [String], directory: String? = nil,
-  newSession: Bool = false, actions: [FileAction] = [], resettingSignals: Bool = true
+  newSession: Bool = false, actions: [FileAction] = []
 ) throws(Errno) -> pid_t {
   precondition(!argv.isEmpty, "can't happen: spawning an empty argv")
-  if !resettingSignals && argv[0].contains("/") {
-    return try spawnPlain(argv, environment: environment, directory: directory, newSession: newSession, actions: actions)
-  }
   var attributes = posix_spawnattr_t()
   posix_spawnattr_init(&attributes)
   defer { posix_spawnattr_destroy(&attributes) }
@@ -47,7 +39,7 @@ public func spawn(
      SIGTTOU, SIGWINCH, SIGURG, SIGXFSZ].map { Signal(rawValue: $0) }).raw
   posix_spawnattr_setsigmask(&attributes, &emptyMask)
   posix_spawnattr_setsigdefault(&attributes, &defaults)
-  var flags = Int16(POSIX_SPAWN_SETSIGMASK | (resettingSignals ? POSIX_SPAWN_SETSIGDEF : 0))
+  var flags = Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
   if newSession { flags |= usvc_POSIX_SPAWN_SETSID }
   posix_spawnattr_setflags(&attributes, flags)
 
@@ -77,20 +69,15 @@ public func spawn(
   }
 }
 
-/// `spawn` for a caller with no signal handler, through `usvc_spawn_plain`.
-private func spawnPlain(
-  _ argv: [String], environment: [String], directory: String?, newSession: Bool, actions: [FileAction]
-) throws(Errno) -> pid_t {
-  try PreparedSpawn(argv, environment: environment, directory: directory, newSession: newSession, actions: actions)
-    .start()
-}
-
 /// A program, its environment and what its child does before exec, held as the
 /// C data `usvc_spawn_plain` takes: built once, started any number of times.
 /// The runner keeps one per version of its spec, so a respawn builds nothing.
 ///
-/// Only for a caller with no signal handler installed (see `usvc_spawn_plain`);
-/// `argv[0]` is the path executed, as is (no PATH search).
+/// Its child makes only the calls needed (glibc's `posix_spawn` child also
+/// checks all 64 signal dispositions, two syscalls each), so it is only for a
+/// caller with no signal handler, and whose dispositions are the defaults it
+/// wants its children to have (the runner: `resetSignalDispositions`); see
+/// `usvc_spawn_plain`. `argv[0]` is the path executed, as is (no PATH search).
 public final class PreparedSpawn {
   private let argv: [UnsafeMutablePointer<CChar>?]
   private let environment: [UnsafeMutablePointer<CChar>?]
@@ -139,8 +126,8 @@ public final class PreparedSpawn {
 }
 
 /// Sets every signal's disposition to the default (what the process inherited
-/// may ignore some), so children spawned with `resettingSignals: false` start
-/// with defaults without the child resetting them one syscall at a time.
+/// may ignore some), so children started with `PreparedSpawn` start with
+/// defaults without the child resetting them one syscall at a time.
 public func resetSignalDispositions() {
   for number in 1..<Int32(65) where number != SIGKILL && number != SIGSTOP {
     signal(number, SIG_DFL)
