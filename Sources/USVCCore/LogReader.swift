@@ -8,8 +8,20 @@ public enum LogReader {
   /// ones hold too few: right after a rotation `PATH` is short or not there yet.
   public static func tail(_ path: String, lines count: Int) -> [String] {
     guard count > 0 else { return [] }
+    // A rotation while the copies are read renames them under the reader (what
+    // was read as PATH is then PATH.1 too): read again, a few times at most.
+    for _ in 1..<5 {
+      if let lines = tailOnce(path, lines: count, checked: true) { return lines }
+    }
+    return tailOnce(path, lines: count, checked: false) ?? []
+  }
+
+  /// `tail`, or nil when `checked` and a name read no longer names the file
+  /// that was read under it.
+  private static func tailOnce(_ path: String, lines count: Int, checked: Bool) -> [String]? {
     var collected: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 65536)
+    var read: [(name: String, inode: ino_t)] = []
     var index = 0
     // Read backwards until count + 1 newlines are seen (the last byte may be one).
     while collected.lazy.filter({ $0 == 10 }).count <= count {
@@ -22,15 +34,17 @@ public enum LogReader {
       defer { fd.close() }
       var info = stat()
       fstat(fd.rawValue, &info)
+      read.append((file, info.st_ino))
       var end = Int(info.st_size)
       while end > 0 && collected.lazy.filter({ $0 == 10 }).count <= count {
         let size = min(chunk.count, end)
         end -= size
-        let read = chunk.withUnsafeMutableBytes { pread(fd.rawValue, $0.baseAddress, size, off_t(end)) }
-        guard read == size else { break }
+        let got = chunk.withUnsafeMutableBytes { pread(fd.rawValue, $0.baseAddress, size, off_t(end)) }
+        guard got == size else { break }
         collected.insert(contentsOf: chunk[0..<size], at: 0)
       }
     }
+    if checked && !read.allSatisfy({ fileStatus($0.name)?.st_ino == $0.inode }) { return nil }
     var lines = collected.split(separator: 10, omittingEmptySubsequences: false).map {
       String(decoding: $0, as: UTF8.self)
     }

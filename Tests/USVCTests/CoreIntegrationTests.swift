@@ -369,6 +369,25 @@ struct LogsAndStatusDetailTests {
     #expect(eventually { stat(rotated, &info) == 0 && info.st_ino != rotatedBefore })
   }
 
+  @Test("logs -n while the log rotates many times a second: the last lines, consecutive, none twice")
+  func tailDuringRotation() throws {
+    let t = try TestHome()
+    let job = try t.script("counter", "i=0; while :; do i=$((i + 1)); echo \"n $i\"; done")
+    try t.ok("start", "tr", job)
+    try t.ok("conf", "tr-1", "log-max-bytes", "200")
+    try t.ok("conf", "tr-1", "log-keep", "40")
+    try t.ok("restart", "tr-1")
+    #expect(eventually { FileManager.default.fileExists(atPath: t.home + "/logs/tr-1.log.40") })
+    for _ in 1...30 {
+      // The last line may be one the job is still writing: shown as far as it goes.
+      var lines = try t.ok("logs", "tr-1", "-n", "400").lines
+      let last = lines.removeLast()
+      let numbers = lines.compactMap { $0.hasPrefix("n ") ? Int($0.dropFirst(2)) : nil }
+      #expect(numbers.count == 399 && numbers == Array((numbers.first ?? 0)..<((numbers.first ?? 0) + 399)), "\(numbers)")
+      #expect("n \((numbers.last ?? 0) + 1)".hasPrefix(last), "\(last) after \(numbers.last ?? 0)")
+    }
+  }
+
   @Test("status marks a job whose program file changed since its run began")
   func changedProgram() throws {
     let t = try TestHome()
