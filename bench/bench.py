@@ -1361,8 +1361,8 @@ def render_markdown(doc):
             + ("both timed by the kernel (tracefs: `signal_generate` of the SIGKILL, "
                "`sched_process_exec` of the new pid, found by a poller that naps 0.5 ms)."
                if any(v.get("method") == "kernel tracepoints" for v in res["respawn"].values())
-               else "timed by a poller that sees the exec in `/proc/PID/cmdline` (no tracefs: "
-               "not root); its ~0.1 ms scans add to every row."), "",
+               else "timed by a poller that sees the exec in `/proc/PID/cmdline` (no tracefs "
+               "here, or not root); its ~0.1 ms scans add to every row."), "",
             table(["supervisor", "median ms", "p95 ms", "min ms", "max ms", "kills"], rows), ""]
 
     rows = []
@@ -1432,8 +1432,8 @@ def render_markdown(doc):
             "`/proc` every 0.5 ms only finds the new pid. Without tracefs the poller's own clock "
             "is used, scanning every ~0.1 ms (50 µs naps) for 100 ms after the kill: that "
             "poller competes for the 2 cores with what it measures, which costs a multi-step "
-            "respawn more than a bare fork+exec (measured here: usvc 1.0 vs loop 0.8 ms polled, "
-            "0.55 vs 0.6 ms traced). s6-supervise and supervisord show a ~1 s floor by design "
+            "respawn more than a bare fork+exec (measured here: usvc 1.0 vs loop 0.8 ms polled; "
+            "both 0.4-0.6 ms traced). s6-supervise and supervisord show a ~1 s floor by design "
             "(s6 waits 1 s between spawns; supervisord acts on its 1 s main-loop tick).",
             "- **Memory**: USS = Private_Clean + Private_Dirty from `/proc/PID/smaps_rollup`, "
             "i.e. what each extra copy really costs; shared libraries mapped by several "
