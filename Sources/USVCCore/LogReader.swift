@@ -21,7 +21,7 @@ public enum LogReader {
   private static func tailOnce(_ path: String, lines count: Int, checked: Bool) -> [String]? {
     var collected: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 65536)
-    var read: [(name: String, inode: ino_t)] = []
+    var opened: [(name: String, inode: ino_t)] = []
     var index = 0
     // Read backwards until count + 1 newlines are seen (the last byte may be one).
     while collected.lazy.filter({ $0 == 10 }).count <= count {
@@ -34,7 +34,7 @@ public enum LogReader {
       defer { fd.close() }
       var info = stat()
       fstat(fd.rawValue, &info)
-      read.append((file, info.st_ino))
+      opened.append((file, info.st_ino))
       var end = Int(info.st_size)
       while end > 0 && collected.lazy.filter({ $0 == 10 }).count <= count {
         let size = min(chunk.count, end)
@@ -44,7 +44,7 @@ public enum LogReader {
         collected.insert(contentsOf: chunk[0..<size], at: 0)
       }
     }
-    if checked && !read.allSatisfy({ fileStatus($0.name)?.st_ino == $0.inode }) { return nil }
+    if checked && !opened.allSatisfy({ fileStatus($0.name)?.st_ino == $0.inode }) { return nil }
     var lines = collected.split(separator: 10, omittingEmptySubsequences: false).map {
       String(decoding: $0, as: UTF8.self)
     }

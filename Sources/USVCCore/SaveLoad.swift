@@ -213,7 +213,7 @@ extension Supervisor {
 
     // 4. No group may exist already: load creates, it does not merge.
     for group in order where existing.contains(where: { Names.split(job: $0)?.group == group }) {
-      throw .conflict("group '\(group)' already exists: rm it first")
+      throw .groupExists(group)
     }
 
     // 5. One request per group, each after the groups it depends on.

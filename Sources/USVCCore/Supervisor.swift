@@ -160,7 +160,7 @@ public struct Supervisor: Sendable {
     let names = try store.withWriteLock { () throws(UsvcError) -> [String] in
       let taken = store.names()
       if request.groupMustBeNew && taken.contains(where: { Names.split(job: $0)?.group == request.group }) {
-        throw .conflict("group '\(request.group)' already exists: rm it first")
+        throw .groupExists(request.group)
       }
       let names = Names.freeNames(group: request.group, count: request.count, taken: taken)
       for name in names {

@@ -27,6 +27,9 @@ public enum UsvcError: Error, CustomStringConvertible, Equatable {
   case conflict(String)
   case system(String, Errno)
 
+  /// `load` creates groups, it does not merge into them.
+  static func groupExists(_ group: String) -> UsvcError { .conflict("group '\(group)' already exists: rm it first") }
+
   public var description: String {
     switch self {
     case .badHome(let why): return why

@@ -349,20 +349,29 @@ struct CoreIntegrationTests {
 
 @Suite("logs, status details, paths")
 struct LogsAndStatusDetailTests {
+  /// Starts GROUP-1 printing `n 1`, `n 2`, … (with `pause` between lines, or
+  /// flat out), restarted once `confs` are set.
+  func startCounter(_ t: TestHome, _ group: String, pause: String?, confs: [(key: String, value: String)]) throws {
+    let job = try t.script("counter", "i=0; while :; do i=$((i + 1)); echo \"n $i\"\(pause.map { "; sleep \($0)" } ?? ""); done")
+    try t.ok("start", group, job)
+    for conf in confs { try t.ok("conf", "\(group)-1", conf.key, conf.value) }
+    try t.ok("restart", "\(group)-1")
+  }
+
+  /// The N of every `n N` line.
+  func counted(_ lines: [String]) -> [Int] { lines.compactMap { $0.hasPrefix("n ") ? Int($0.dropFirst(2)) : nil } }
+
   @Test("logs -f follows a job across log rotation without losing or repeating a line")
   func followAcrossRotation() throws {
     let t = try TestHome()
-    let job = try t.script("counter", "i=0; while :; do i=$((i + 1)); echo \"n $i\"; sleep 0.005; done")
-    try t.ok("start", "fl", job)
-    try t.ok("conf", "fl-1", "log-max-bytes", "200")
-    try t.ok("restart", "fl-1")
+    try startCounter(t, "fl", pause: "0.005", confs: [("log-max-bytes", "200")])
     let rotated = t.home + "/logs/fl-1.log.1"
     var info = stat()
     #expect(eventually { stat(rotated, &info) == 0 })
     let rotatedBefore = info.st_ino
     let outcome = try TestHome.run(["/usr/bin/timeout", "3", usvcBinary, "logs", "-n", "0", "-f", "fl-1"], environment: t.environment)
     #expect(outcome.status == 124)  // Ended by timeout: -f follows until interrupted.
-    let numbers = outcome.lines.compactMap { $0.hasPrefix("n ") ? Int($0.dropFirst(2)) : nil }
+    let numbers = counted(outcome.lines)
     #expect(numbers.count > 20)
     #expect(numbers == Array((numbers.first ?? 0)...(numbers.last ?? 0)), "a gap or a repeat")
     // The log rotated while it was followed (NAME.log.1 is another file now).
@@ -372,17 +381,13 @@ struct LogsAndStatusDetailTests {
   @Test("logs -n while the log rotates many times a second: the last lines, consecutive, none twice")
   func tailDuringRotation() throws {
     let t = try TestHome()
-    let job = try t.script("counter", "i=0; while :; do i=$((i + 1)); echo \"n $i\"; done")
-    try t.ok("start", "tr", job)
-    try t.ok("conf", "tr-1", "log-max-bytes", "200")
-    try t.ok("conf", "tr-1", "log-keep", "40")
-    try t.ok("restart", "tr-1")
+    try startCounter(t, "tr", pause: nil, confs: [("log-max-bytes", "200"), ("log-keep", "40")])
     #expect(eventually { FileManager.default.fileExists(atPath: t.home + "/logs/tr-1.log.40") })
     for _ in 1...30 {
       // The last line may be one the job is still writing: shown as far as it goes.
       var lines = try t.ok("logs", "tr-1", "-n", "400").lines
       let last = lines.removeLast()
-      let numbers = lines.compactMap { $0.hasPrefix("n ") ? Int($0.dropFirst(2)) : nil }
+      let numbers = counted(lines)
       #expect(numbers.count == 399 && numbers == Array((numbers.first ?? 0)..<((numbers.first ?? 0) + 399)), "\(numbers)")
       #expect("n \((numbers.last ?? 0) + 1)".hasPrefix(last), "\(last) after \(numbers.last ?? 0)")
     }
