@@ -76,13 +76,6 @@ extension Supervisor {
           }
           continue
         }
-        if known.kind == .directory {
-          if let info = fileStatus(value) {
-            if info.st_mode & S_IFMT != S_IFDIR { problem(key, "\(value): not a directory") }
-          } else {
-            problem(key, "\(value): No such file or directory")
-          }
-        }
       }
 
       if conf.value("job.cmd") == nil { problem("job.cmd", "missing") }
@@ -105,7 +98,7 @@ extension Supervisor {
     let graph = afters.mapValues { after in
       names.filter { other in after.contains { home.paths(other).isNamed(by: $0) } }
     }
-    if let cycle = firstCycle(in: graph, excludingSelf: true) {
+    if let cycle = firstCycle(in: graph) {
       problems.append(ConfProblem(
         path: store.path(cycle[0]), key: "job.after", problem: UsvcError.dependencyCycle(cycle).description))
     }

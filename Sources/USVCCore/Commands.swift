@@ -39,6 +39,13 @@ public enum Commands {
     }
   }
 
+  /// Throws unless `path` is a folder the caller may enter (a job's working directory).
+  public static func checkDirectory(_ path: String) throws(UsvcError) {
+    guard let info = fileStatus(path) else { throw .badDirectory(path, why: "No such file or directory") }
+    guard info.st_mode & S_IFMT == S_IFDIR else { throw .badDirectory(path, why: "not a directory") }
+    guard access(path, X_OK) == 0 else { throw .badDirectory(path, why: "\(Errno.current)") }
+  }
+
   /// `path` made absolute against `directory`, with `.` segments and doubled
   /// slashes removed (`..` is kept: through a symlink it means something else).
   public static func absolute(_ path: String, in directory: String) -> String {

@@ -34,7 +34,9 @@ public enum ConfKeys {
   }
 
   /// Checks one value for `key` (normalised); throws a sentence saying what is wrong.
-  public static func validate(_ key: String, _ value: String) throws(UsvcError) {
+  /// With `checkingFiles`, the program of `job.cmd` must be executable and the
+  /// folder of `job.cwd` must exist and be enterable, now.
+  public static func validate(_ key: String, _ value: String, checkingFiles: Bool = true) throws(UsvcError) {
     for scalar in value.unicodeScalars where scalar.value < 0x20 || scalar.value == 0x7f {
       // CR does not round-trip between libgit2 and git (PLATFORM-NOTES).
       guard scalar == "\n" || scalar == "\t" else {
@@ -47,9 +49,10 @@ public enum ConfKeys {
     case .text: break
     case .path, .command:
       guard value.hasPrefix("/") else { throw bad("an absolute path is needed") }
-      if kind == .command { try Commands.checkExecutable(value) }
+      if kind == .command && checkingFiles { try Commands.checkExecutable(value) }
     case .directory:
       guard value.hasPrefix("/") else { throw bad("an absolute path is needed") }
+      if checkingFiles { try Commands.checkDirectory(value) }
     case .policy:
       guard RestartPolicy(rawValue: value) != nil else { throw bad("expected always, on-failure or never") }
     case .signal:

@@ -67,6 +67,23 @@ public struct ConfStore: Sendable {
     return conf
   }
 
+  /// Why job `name`'s conf cannot be used (SPEC: Broken confs), or nil:
+  /// libgit2 cannot parse it, git would refuse it, a `job.*` key is unknown
+  /// or holds a bad value, or `job.cmd` is missing. The files its values name
+  /// are not looked at: a program that is gone makes a failed run, not a
+  /// broken conf.
+  public func problem(_ name: String) -> String? {
+    let conf: JobConf
+    do { conf = try loadAsGitReads(name) } catch { return error.description }
+    for (key, value) in conf.entries where key.hasPrefix("job.") {
+      do { try ConfKeys.validate(key, value, checkingFiles: false) } catch {
+        return "\(path(name)): \(error.description)"
+      }
+    }
+    if conf.value("job.cmd") == nil { return "\(path(name)): job.cmd is missing" }
+    return nil
+  }
+
   /// Reads any git-config file through libgit2.
   public static func read(_ path: String) throws(UsvcError) -> JobConf {
     let git = try Git2.loaded()

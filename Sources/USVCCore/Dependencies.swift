@@ -2,71 +2,76 @@ import USVCSys
 
 /// `job.after` between jobs: the order to start and stop them in, and cycles.
 extension Supervisor {
-  /// Job name → the jobs it is after (groups resolved to their jobs), from the specs.
-  public func dependencyGraph() -> [String: [String]] {
-    let names = store.names()
+  /// Job name → the jobs it is after (groups resolved to their jobs), from the
+  /// specs; `proposed` replaces or adds the `after` selectors of some jobs, so
+  /// a change is checked before anything is written.
+  public func dependencyGraph(proposed: [String: [String]] = [:]) -> [String: [String]] {
+    let names = Array(Set(store.names()).union(proposed.keys))
     var graph: [String: [String]] = [:]
     for name in names {
-      let after = view(name).spec?.after ?? []
-      graph[name] = names.filter { other in
-        other != name && after.contains { home.paths(other).isNamed(by: $0) }
-      }
+      let after = proposed[name] ?? view(name).spec?.after ?? []
+      // A job after itself (or its own group) waits for itself: a cycle of one.
+      graph[name] = names.filter { other in after.contains { home.paths(other).isNamed(by: $0) } }
+        .sorted(by: Names.naturalLess)
     }
     return graph
   }
 
   /// A cycle of `job.after` (first name repeated at the end), or nil.
-  public func findCycle() -> [String]? { firstCycle(in: dependencyGraph()) }
+  public func findCycle(proposed: [String: [String]] = [:]) -> [String]? {
+    firstCycle(in: dependencyGraph(proposed: proposed))
+  }
 
-  /// `names` with every job after the jobs it depends on (natural order otherwise).
-  public func dependencyOrder(_ names: [String]) -> [String] {
+  /// `names` in layers: each job comes in a layer after every job of `names`
+  /// it depends on (natural order within a layer). A cycle's jobs share the
+  /// last layer.
+  public func dependencyLayers(_ names: [String]) -> [[String]] {
     let graph = dependencyGraph()
-    let chosen = Set(names)
-    var done = Set<String>()
-    var order: [String] = []
-    func visit(_ name: String, depth: Int) {
-      guard !done.contains(name), depth < 10_000 else { return }
-      done.insert(name)
-      for dependency in graph[name] ?? [] where chosen.contains(dependency) { visit(dependency, depth: depth + 1) }
-      order.append(name)
+    var remaining = names
+    var layers: [[String]] = []
+    while !remaining.isEmpty {
+      let pending = Set(remaining)
+      var layer = remaining.filter { name in (graph[name] ?? []).allSatisfy { !pending.contains($0) } }
+      if layer.isEmpty { layer = remaining }
+      layers.append(layer)
+      remaining.removeAll { layer.contains($0) }
     }
-    for name in names { visit(name, depth: 0) }
-    return order
+    return layers
   }
 
   /// Starts every job whose `desired` is running but which has no live runner
   /// (after a reboot or a dead tmux server), in dependency order. Jobs that
-  /// run, or ended as exited or failed, are left alone.
-  public func resurrect(started: (String) -> Void) throws(UsvcError) {
-    let candidates = store.names().filter { name in
-      let job = view(name)
+  /// run, or ended as exited or failed, are left alone; a job whose conf
+  /// cannot be used is reported once the others started (SPEC: Broken confs).
+  public func resurrect(started: (Launched) -> Void) throws(UsvcError) {
+    let candidates = store.names().map(view).filter { job in
       // Stopped by `shutdown` (desired still running) or lost; not exited or failed.
-      return job.runner == nil && job.spec?.desiredRunning != false && job.state != .exited
-        && job.state != .failed
+      job.runner == nil && job.spec?.desiredRunning != false && job.run.state != .exited
+        && job.run.state != .failed
     }
-    let order = dependencyOrder(candidates)
-    guard !order.isEmpty else { return }
-    for name in order {
-      let job = view(name)
-      if job.run.pid > 0 { home.paths(name).killLeftovers(of: job.run) }
-      Events.append(home: home.path, job: name, event: "resurrected", detail: "")
+    let usable = candidates.filter { $0.conf == .ok }.map(\.name)
+    try withControlLocks(usable) { () throws(UsvcError) in
+      // Looked at again under the locks: a resurrect running meanwhile may have started some.
+      let dead = usable.map(view).filter { $0.runner == nil }
+      for job in dead {
+        if job.run.pid > 0 { home.paths(job.name).killLeftovers(of: job.run) }
+        event(job.name, "resurrected", "")
+      }
+      // Layer by layer, so what a job is after has started before it looks.
+      var failure: UsvcError?
+      for layer in dependencyLayers(dead.map(\.name)) {
+        do throws(UsvcError) { try launch(layer, started: started) } catch { failure = failure ?? error }
+      }
+      if let failure { throw failure }
     }
-    try launch(order, started: started)
+    if let unusable = candidates.first(where: { $0.conf != .ok }) { throw Self.cannotStart(unusable) }
   }
 
   /// Stops every job, dependents before what they depend on, then ends the tmux
   /// server. `desired` stays as it was, so `resurrect` brings back the same set.
   public func shutdown() throws(UsvcError) {
-    var remaining = dependencyOrder(store.names())
-    // Layer by layer: first the jobs nothing else running depends on.
-    let graph = dependencyGraph()
-    while !remaining.isEmpty {
-      let needed = Set(remaining.flatMap { graph[$0] ?? [] })
-      var layer = remaining.filter { !needed.contains($0) }
-      if layer.isEmpty { layer = remaining }  // A cycle: stop the rest together.
-      try stop(layer, keepDesired: true)
-      remaining.removeAll { layer.contains($0) }
-    }
+    // Layer by layer, the last first: first the jobs nothing else depends on.
+    for layer in dependencyLayers(store.names()).reversed() { try stop(layer, keepDesired: true) }
     if let tmux = try? tmux() { tmux.killServer() }
   }
 }

@@ -7,16 +7,21 @@ public struct Home: Sendable {
 
   /// Resolves `USVC_HOME` (default `~/.usvc`), creates it and its folders
   /// (0700), and refuses a home someone else could tamper with.
-  public static func open(environment: [String: String]) throws(UsvcError) -> Home {
+  ///
+  /// A relative `USVC_HOME` is refused: resolved against each command's own
+  /// working directory it would name a different home from every folder.
+  /// Unless `forWriting`, a home that exists but cannot be written is
+  /// accepted, so the reading commands (and `stop`) work on a read-only disk.
+  public static func open(environment: [String: String], forWriting: Bool = true) throws(UsvcError) -> Home {
     var path = environment["USVC_HOME"] ?? ""
     if path.isEmpty {
-      guard let user = environment["HOME"], !user.isEmpty else {
-        throw .badHome("neither USVC_HOME nor HOME is set")
+      guard let user = environment["HOME"], user.hasPrefix("/") else {
+        throw .badHome("neither USVC_HOME nor HOME is set to an absolute path")
       }
       path = user + "/.usvc"
     }
-    if !path.hasPrefix("/") {
-      path = currentDirectory() + "/" + path
+    guard path.hasPrefix("/") else {
+      throw .badHome("USVC_HOME must be an absolute path, not '\(path.visible)' (it would name another home from every folder)")
     }
     while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
     if fileStatus(path) == nil {
@@ -34,10 +39,12 @@ public struct Home: Sendable {
     guard info.st_mode & 0o022 == 0 else {
       throw .badHome("USVC_HOME \(path) is writable by others (mode \(String(info.st_mode & 0o777, radix: 8))): run chmod 700 \(path)")
     }
-    guard access(path, W_OK | X_OK) == 0 else {
-      throw .badHome("USVC_HOME \(path) is not writable: \(Errno.current)")
+    if forWriting {
+      guard access(path, W_OK | X_OK) == 0 else {
+        throw .badHome("USVC_HOME \(path) is not writable: \(Errno.current)")
+      }
     }
-    for folder in ["jobs", "run", "logs"] {
+    for folder in ["jobs", "run", "logs"] where fileStatus(path + "/" + folder) == nil {
       do { try makeDirectory(path + "/" + folder) } catch {
         throw .badHome("cannot create \(path)/\(folder): \(error)")
       }

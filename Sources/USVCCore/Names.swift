@@ -2,7 +2,9 @@
 public enum Names {
   public static let reserved: Set<String> = ["all", "live", "dead", "usvc"]
 
-  /// Checks a group name: 1–32 of `a-z 0-9 -`, starting with a letter, not reserved.
+  /// Checks a group name: 1–32 of `a-z 0-9 -`, starting with a letter, not
+  /// ending in `-` and digits (so `web-2` always names a job, never a group:
+  /// a selector means one thing), not reserved.
   public static func validateGroup(_ name: String) throws(UsvcError) {
     let bytes = Array(name.utf8)
     guard !bytes.isEmpty else { throw .badGroupName(name, why: "it is empty") }
@@ -14,6 +16,11 @@ public enum Names {
       let allowed = (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
         || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "-")
       guard allowed else { throw .badGroupName(name, why: "only a-z, 0-9 and - are allowed") }
+    }
+    if let dash = bytes.lastIndex(of: UInt8(ascii: "-")), dash + 1 < bytes.count,
+      bytes[(dash + 1)...].allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
+    {
+      throw .badGroupName(name, why: "it ends in - and digits, like a job name (GROUP-N)")
     }
     guard !reserved.contains(name) else { throw .badGroupName(name, why: "it is reserved") }
   }

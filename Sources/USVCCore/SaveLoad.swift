@@ -97,14 +97,14 @@ extension Supervisor {
   /// `start`, a group after the groups it is `after`. A saved `env` is the
   /// jobs' whole environment. When a start fails, the groups this load created
   /// are removed again, so a load happens completely or not at all.
-  public func load(from file: String, started: (String) -> Void) throws(UsvcError) {
+  public func load(from file: String, started: (Launched) -> Void) throws(UsvcError) {
     let requests = try loadPlan(file)
     var created: [String] = []
     do {
       for request in requests {
-        try start(request) { name in
-          created.append(name)
-          started(name)
+        try start(request) { launched in
+          created.append(launched.name)
+          started(launched)
         }
       }
     } catch {
@@ -194,7 +194,7 @@ extension Supervisor {
       }
     }
     let edges = graph.mapValues { after in candidates.filter { other in after.contains { home.paths(other).isNamed(by: $0) } } }
-    if let cycle = firstCycle(in: edges, excludingSelf: true) {
+    if let cycle = firstCycle(in: edges) {
       throw bad(UsvcError.dependencyCycle(cycle).description)
     }
     // Groups after groups: A is after B when it names B or one of B's jobs.
@@ -207,7 +207,7 @@ extension Supervisor {
         }
       }
     }
-    if let cycle = firstCycle(in: groupGraph, excludingSelf: true) {
+    if let cycle = firstCycle(in: groupGraph) {
       throw bad(UsvcError.dependencyCycle(cycle).description)
     }
 
@@ -249,9 +249,9 @@ extension Supervisor {
 }
 
 /// A cycle in `graph` (node → the nodes it depends on), the first node
-/// repeated at the end; nil when there is none. With `excludingSelf`, an edge
-/// from a node to itself does not count.
-func firstCycle(in graph: [String: [String]], excludingSelf: Bool = false) -> [String]? {
+/// repeated at the end; nil when there is none. An edge from a node to
+/// itself is a cycle too.
+func firstCycle(in graph: [String: [String]]) -> [String]? {
   var state: [String: Int] = [:]  // 1 = on the current path, 2 = done.
   var path: [String] = []
   func visit(_ node: String) -> [String]? {
@@ -259,7 +259,7 @@ func firstCycle(in graph: [String: [String]], excludingSelf: Bool = false) -> [S
     if state[node] == 1 { return Array(path[(path.firstIndex(of: node) ?? 0)...]) + [node] }
     state[node] = 1
     path.append(node)
-    for next in graph[node] ?? [] where !(excludingSelf && next == node) {
+    for next in graph[node] ?? [] {
       if let cycle = visit(next) { return cycle }
     }
     path.removeLast()

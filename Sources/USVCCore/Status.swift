@@ -8,14 +8,17 @@ public struct JobStatus: Sendable {
   public var state: JobState
   public var pid: pid_t?
   public var kernelState: Character?
-  /// Seconds in the current state: up while running, down otherwise.
-  public var seconds: Double
+  /// Seconds in the current state: up while running, down otherwise; nil
+  /// when not known (a job that never ran has no state file).
+  public var seconds: Double?
   public var run: RunState
   public var cpuPercent: Double
   public var residentBytes: UInt64
   public var argv: [String]
   public var changed: Bool
   public var desiredRunning: Bool
+  /// Why its conf cannot be used (state `broken`), or nil.
+  public var confProblem: String?
 }
 
 /// Everything one `usvc status` prints for this host.
@@ -57,12 +60,13 @@ extension Supervisor {
       var status = JobStatus(
         name: job.name, group: job.spec?.group ?? Names.split(job: job.name)?.group ?? job.name,
         state: state, pid: nil, kernelState: nil,
-        seconds: max(0, wall - (state == .running ? job.run.started : job.run.since)),
+        seconds: job.hasState && job.run.since > 0
+          ? max(0, wall - (state == .running ? job.run.started : job.run.since)) : nil,
         run: job.run, cpuPercent: 0, residentBytes: 0, argv: job.spec?.argv ?? [],
-        changed: false, desiredRunning: job.spec?.desiredRunning ?? true)
+        changed: false, desiredRunning: job.spec?.desiredRunning ?? true, confProblem: job.confProblem)
       // The job's processes are its runner's descendants (the runner is their
       // subreaper): a few reads of the kernel's children lists, not a scan of /proc.
-      if state == .running || state == .stopping, let pid = job.pid, let runner = job.runner,
+      if job.isLive, let pid = job.pid, let runner = job.runner,
         case let members = ProcStat.descendantPids(of: runner, singleThreaded: true).compactMap(ProcStat.read),
         let main = members.first(where: { $0.pid == pid })
       {

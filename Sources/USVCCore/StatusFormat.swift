@@ -44,7 +44,7 @@ public enum StatusFormat {
     }.joined(separator: " ")
   }
 
-  static let stateOrder: [JobState] = [.running, .starting, .waiting, .stopping, .stopped, .exited, .failed, .lost]
+  static let stateOrder: [JobState] = [.running, .starting, .waiting, .stopping, .stopped, .exited, .failed, .lost, .broken]
 
   public static func systemLine(_ status: HostStatus) -> [String] {
     let s = status.system
@@ -63,7 +63,7 @@ public enum StatusFormat {
   }
 
   public static func jobFields(_ job: JobStatus, host: String) -> [String] {
-    let time = (job.state == .running ? "up " : "down ") + duration(job.seconds)
+    let time = job.seconds.map { (job.state == .running ? "up " : "down ") + duration($0) } ?? "down -"
     return [
       host, job.name, job.group, job.state.rawValue, job.pid.map { "pid \($0)" } ?? "pid -",
       job.kernelState.map { String($0) } ?? "-", time, "restarts \(job.run.restarts)",
@@ -98,7 +98,7 @@ public enum StatusFormat {
     switch state {
     case .running: code = "32"
     case .starting, .waiting, .stopping: code = "33"
-    case .failed, .lost: code = "31"
+    case .failed, .lost, .broken: code = "31"
     case .stopped, .exited: code = "2"
     }
     return "\u{1b}[\(code)m\(text)\u{1b}[0m"
@@ -132,8 +132,8 @@ public enum StatusFormat {
       ("desired", .string(job.desiredRunning ? "running" : "stopped")),
       ("pid", job.pid.map { .number(Double($0)) } ?? .null),
       ("kernel_state", job.kernelState.map { .string(String($0)) } ?? .null),
-      ("up_seconds", job.state == .running ? .number(job.seconds.rounded()) : .null),
-      ("down_seconds", job.state == .running ? .null : .number(job.seconds.rounded())),
+      ("up_seconds", job.state == .running ? job.seconds.map { .number($0.rounded()) } ?? .null : .null),
+      ("down_seconds", job.state == .running ? .null : job.seconds.map { .number($0.rounded()) } ?? .null),
       ("restarts", .number(Double(r.restarts))), ("last_exit", r.lastExit == "-" ? .null : .string(r.lastExit)),
       ("cpu_percent", .number(rounded(job.cpuPercent))), ("rss_bytes", .number(Double(job.residentBytes))),
       ("command", .array(job.argv.map { .string($0) })), ("changed", .bool(job.changed)),
@@ -144,7 +144,7 @@ public enum StatusFormat {
       ("started", r.started > 0 ? .string(isoTime(r.started)) : .null),
       ("since", r.since > 0 ? .string(isoTime(r.since)) : .null),
       ("retry_at", r.retryAt > 0 && job.state == .waiting ? .string(isoTime(r.retryAt)) : .null),
-      ("reason", r.reason.isEmpty ? .null : .string(r.reason)),
+      ("reason", job.confProblem.map { .string($0) } ?? (r.reason.isEmpty ? .null : .string(r.reason))),
       ("runner_pid", r.runner > 0 && job.state != .lost ? .number(Double(r.runner)) : .null),
     ])
   }

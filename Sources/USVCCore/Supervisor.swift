@@ -26,27 +26,74 @@ public struct StartRequest: Sendable {
   }
 }
 
-/// One job as the CLI sees it: its spec, its runner's last word, and whether
-/// that runner still lives.
+/// Whether a job's conf can be used (SPEC: Broken confs).
+public enum ConfCondition: Sendable, Equatable {
+  case ok
+  /// `jobs/NAME.conf` is gone while the job's runner lives.
+  case missing
+  /// libgit2 cannot parse it, or a key or value is invalid: the reason, with the file.
+  case broken(String)
+}
+
+/// One job as the CLI sees it: its spec, its runner's last word, whether that
+/// runner still lives, and whether its conf can be used.
 public struct JobView: Sendable {
   public var name: String
   public var spec: JobSpec?
   public var run: RunState
   public var runner: pid_t?
+  /// Whether `run/NAME.state` was there to read (a job never started has none).
+  public var hasState = true
+  public var conf: ConfCondition = .ok
 
-  /// The state SPEC names: the runner's own word while it lives; once it is
-  /// gone, `lost` if the job should be running, else what it ended as.
+  /// The state SPEC names: `broken` when its conf cannot be used; else the
+  /// runner's own word while it lives; once it is gone, `lost` if the job
+  /// should be running, else what it ended as.
   public var state: JobState {
+    if case .broken = conf { return .broken }
     if runner != nil { return run.state }
     switch run.state {
     case .stopped, .exited, .failed: return run.state
-    case .starting, .running, .waiting, .stopping, .lost:
+    case .starting, .running, .waiting, .stopping, .lost, .broken:
       return spec?.desiredRunning == false ? .stopped : .lost
     }
   }
-  public var isRunning: Bool { state == .running }
+  /// Whether the job has a process (SPEC: `live` = starting, running, stopping),
+  /// by its runner's word, also when its conf is broken.
+  public var isLive: Bool {
+    guard runner != nil else { return false }
+    switch run.state {
+    case .starting, .running, .stopping: return true
+    case .waiting, .stopped, .exited, .failed, .lost, .broken: return false
+    }
+  }
   /// The main pid while the job runs, else nil.
   public var pid: pid_t? { runner != nil && run.pid > 0 ? run.pid : nil }
+  /// Why its conf cannot be used, or nil.
+  public var confProblem: String? {
+    if case .broken(let why) = conf { return why }
+    return nil
+  }
+}
+
+/// How a started job came out: its program ran, or it waits for what it is `after`.
+public enum Launched: Sendable, Equatable, CustomStringConvertible {
+  case started(String)
+  case waiting(String, for: String)
+
+  public var name: String {
+    switch self {
+    case .started(let name), .waiting(let name, _): return name
+    }
+  }
+
+  /// The line `start`, `restart`, `load` and `resurrect` print (SPEC: start).
+  public var description: String {
+    switch self {
+    case .started(let name): return "started \(name)"
+    case .waiting(let name, let selector): return "waiting \(name) for \(selector.visible)"
+    }
+  }
 }
 
 /// The library the CLI is a thin layer over: every command's work.
@@ -57,10 +104,15 @@ public struct Supervisor: Sendable {
   public let runnerPath: String
   /// The caller's umask, given to its jobs; usvc itself creates files with 077.
   public let callerUmask: mode_t
+  /// Where warnings go (something usvc could not do, while the command goes on):
+  /// stderr, as `usvc: …` lines.
+  public var warn: @Sendable (String) -> Void = { printError("usvc: " + $0) }
 
   /// Opens `USVC_HOME` for the caller. `executable` is usvc's own path: the
-  /// runner is the `usvc-runner` beside it.
-  public init(environment: [String], executable: String) throws(UsvcError) {
+  /// runner is the `usvc-runner` beside it. Commands that only read (and
+  /// `stop`, which must work when the disk is full or read-only) pass
+  /// `forWriting: false` (SPEC: Broken confs).
+  public init(environment: [String], executable: String, forWriting: Bool = true) throws(UsvcError) {
     callerUmask = umask(0o077)
     var variables: [String: String] = [:]
     for entry in environment {
@@ -68,7 +120,7 @@ public struct Supervisor: Sendable {
         variables[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
       }
     }
-    home = try Home.open(environment: variables)
+    home = try Home.open(environment: variables, forWriting: forWriting)
     store = ConfStore(home: home)
     self.environment = environment
     let folder = executable.lastIndex(of: "/").map { String(executable[..<$0]) } ?? "."
@@ -86,26 +138,65 @@ public struct Supervisor: Sendable {
 
   // MARK: Views
 
+  /// Every job: each conf under `jobs/`, and each job whose conf is gone
+  /// while its runner lives (SPEC: Broken confs), in natural order.
+  public func jobNames() -> [String] {
+    let defined = store.names()
+    let known = Set(defined)
+    let orphans = directoryEntries(home.path + "/run").compactMap { entry -> String? in
+      guard entry.hasSuffix(".spec"), !entry.hasPrefix(".") else { return nil }
+      let name = String(entry.dropLast(5))
+      return known.contains(name) || home.paths(name).runnerPid() == nil ? nil : name
+    }
+    return orphans.isEmpty ? defined : (defined + orphans).sorted(by: Names.naturalLess)
+  }
+
   public func view(_ name: String) -> JobView {
     let paths = home.paths(name)
     let spec = readFile(paths.spec).flatMap { JobSpec(decoding: $0, includingEnvironment: false) }
-    let run = paths.readState() ?? RunState()
-    return JobView(name: name, spec: spec, run: run, runner: paths.runnerPid())
+    let runner = paths.runnerPid()
+    var run = paths.readState()
+    if run == nil, let runner { run = askForState(runner, paths) }
+    var job = JobView(name: name, spec: spec, run: run ?? RunState(), runner: runner, hasState: run != nil)
+    job.conf = confCondition(name, spec: spec)
+    return job
+  }
+
+  /// A live runner whose state file is gone (removed by hand) writes it again
+  /// when asked with SIGUSR1; waits up to half a second for it.
+  func askForState(_ runner: pid_t, _ paths: JobPaths) -> RunState? {
+    guard (try? Signal(rawValue: SIGUSR1).send(to: runner)) != nil else { return nil }
+    let deadline = monotonicClock() + 0.5
+    while monotonicClock() < deadline {
+      if let run = paths.readState() { return run }
+      usleep(2000)
+    }
+    return nil
+  }
+
+  /// Whether the conf of `name` can be used. usvc writes the spec right
+  /// after each conf write and records the conf's identity in it, so one
+  /// `stat` tells a conf usvc wrote from one changed by hand; only the latter
+  /// is read (through libgit2) and checked.
+  func confCondition(_ name: String, spec: JobSpec?) -> ConfCondition {
+    guard let info = fileStatus(store.path(name)) else { return .missing }
+    if let spec, !spec.confIdentity.isEmpty, spec.confIdentity == fileIdentity(info) { return .ok }
+    return store.problem(name).map(ConfCondition.broken) ?? .ok
   }
 
   /// The jobs `selectors` name, as a union in natural order (SPEC: Names and selectors).
   public func select(_ selectors: [String]) throws(UsvcError) -> [String] {
-    let names = store.names()
+    let names = jobNames()
     if selectors.isEmpty { return names }
     var chosen = Set<String>()
     for selector in selectors {
       let matches: [String]
       switch selector {
       case "all": matches = names
-      case "live": matches = names.filter { view($0).isRunning }
-      case "dead": matches = names.filter { !view($0).isRunning }
+      case "live": matches = names.filter { view($0).isLive }
+      case "dead": matches = names.filter { !view($0).isLive }
       default:
-        matches = names.filter { $0 == selector || Names.split(job: $0)?.group == selector }
+        matches = names.filter { home.paths($0).isNamed(by: selector) }
         guard !matches.isEmpty else { throw .noSuchSelector(selector) }
       }
       chosen.formUnion(matches)
@@ -118,7 +209,7 @@ public struct Supervisor: Sendable {
   /// Creates and starts `request.count` jobs; calls `started` with each name
   /// once its program really ran. Everything is checked before anything is
   /// written, so a refused start leaves nothing behind.
-  public func start(_ request: StartRequest, started: (String) -> Void) throws(UsvcError) {
+  public func start(_ request: StartRequest, started: (Launched) -> Void) throws(UsvcError) {
     try Names.validateGroup(request.group)
     guard request.count >= 1 && request.count <= 1000 else {
       throw .badValue(key: "-n", value: String(request.count), why: "expected 1 to 1000 jobs")
@@ -158,23 +249,23 @@ public struct Supervisor: Sendable {
     for case .set(let key, let values) in template { for value in values { try ConfKeys.validate(key, value) } }
 
     let names = try store.withWriteLock { () throws(UsvcError) -> [String] in
-      let taken = store.names()
+      // Names of jobs whose conf is gone but whose runner lives are taken too.
+      let taken = jobNames()
       if request.groupMustBeNew && taken.contains(where: { Names.split(job: $0)?.group == request.group }) {
         throw .groupExists(request.group)
       }
       let names = Names.freeNames(group: request.group, count: request.count, taken: taken)
+      // Checked before anything is written: a refused start leaves nothing behind.
+      if !request.after.isEmpty,
+        let cycle = findCycle(proposed: Dictionary(uniqueKeysWithValues: names.map { ($0, request.after) }))
+      {
+        throw .dependencyCycle(cycle)
+      }
       for name in names {
         let environment = jobEnvironment(
           name: name, group: request.group, extra: request.environment, inherit: !request.replaceEnvironment)
         try store.create(name, [.set("job.name", [name])] + template + [.set("job.env", environment)])
         try writeSpec(name)
-      }
-      if !request.after.isEmpty, let cycle = findCycle() {
-        for name in names {
-          let paths = home.paths(name)
-          for path in [paths.conf, paths.spec] { unlink(path) }
-        }
-        throw .dependencyCycle(cycle)
       }
       return names
     }
@@ -205,27 +296,32 @@ public struct Supervisor: Sendable {
     return order.map { values[$0]! }
   }
 
-  /// Rewrites `run/NAME.spec` from the conf: the runner reads only that.
+  /// Rewrites `run/NAME.spec` from the conf (call under `withWriteLock`): the
+  /// runner reads only that. The spec records which version of the conf it
+  /// was made from (`confCondition`).
   func writeSpec(_ name: String) throws(UsvcError) {
-    let conf = try store.load(name)
+    let identity = fileStatus(store.path(name)).map(fileIdentity) ?? ""
+    var spec = ConfKeys.spec(from: try store.load(name), name: name)
+    spec.confIdentity = identity
     let path = home.paths(name).spec
     do {
-      try writeFileAtomically(path, ConfKeys.spec(from: conf, name: name).encoded())
+      try writeFileAtomically(path, spec.encoded())
     } catch {
       throw .confWrite(path: path, why: error.description)
     }
   }
 
-  /// Opens a window for each job and waits until each program really ran.
-  func launch(_ names: [String], started: (String) -> Void) throws(UsvcError) {
+  /// Opens a window for each job and waits until each program really ran
+  /// (or waits for what it is `after`). Every job is launched and reported
+  /// before the first failure is thrown.
+  func launch(_ names: [String], started: (Launched) -> Void) throws(UsvcError) {
     let tmux = try tmux()
     try tmux.ensureServer()
     let runners = zip(names, try tmux.openWindows(names))
     var failures: [UsvcError] = []
     for (name, runner) in runners {
       do {
-        try waitUntilStarted(name, runner: runner)
-        started(name)
+        started(try waitUntilStarted(name, runner: runner))
       } catch {
         failures.append(error)
       }
@@ -233,16 +329,24 @@ public struct Supervisor: Sendable {
     if let first = failures.first { throw first }
   }
 
-  /// Polls the job's state until its runner `runner` reports the program ran
-  /// (or could not), to a deadline.
-  func waitUntilStarted(_ name: String, runner: pid_t) throws(UsvcError) {
+  /// Polls the job's state until its runner `runner` reports the program was
+  /// executed (SPEC: start: `started` means exec'd), or that the job waits for
+  /// what it is `after`, or that it could not run. 10 s, plus the `pre`
+  /// hook's timeout when it has one.
+  func waitUntilStarted(_ name: String, runner: pid_t) throws(UsvcError) -> Launched {
     let paths = home.paths(name)
-    let deadline = monotonicClock() + 10
+    let spec = readFile(paths.spec).flatMap { JobSpec(decoding: $0, includingEnvironment: false) }
+    let limit = 10 + (spec?.pre.isEmpty == false ? spec?.hookTimeout ?? 0 : 0)
+    let deadline = monotonicClock() + limit
     while monotonicClock() < deadline {
-      if let run = paths.readState() {
-        if run.runner == runner && run.state != .starting {
-          if run.state == .failed { throw .cannotStart(job: name, why: run.reason) }
-          if run.runs > 0 || run.pid > 0 || run.state != .stopped { return }
+      if let run = paths.readState(), run.runner == runner {
+        switch run.state {
+        case .failed: throw .cannotStart(job: name, why: run.reason)
+        case .waiting where !run.waitingFor.isEmpty: return .waiting(name, for: run.waitingFor)
+        case .starting: break
+        case .running, .waiting, .stopping, .stopped, .exited, .lost, .broken:
+          // Exec'd at least once: running now, or it ran and ended already.
+          if run.pid > 0 || run.runs > 0 { return .started(name) }
         }
       }
       if ProcStat.read(runner) == nil && paths.runnerPid() == nil {
@@ -252,23 +356,63 @@ public struct Supervisor: Sendable {
       }
       usleep(2000)
     }
-    throw .cannotStart(job: name, why: "the program did not start within 10 s")
+    throw .cannotStart(job: name, why: "the program did not start within \(Int(limit)) s")
   }
 
   // MARK: stop, restart, rm, kill
 
+  /// Runs `body` holding the control lock of each job (`run/NAME.control`, an
+  /// flock), taken in natural order so that two commands never hold one each
+  /// and wait for the other: commands that stop or start the same job take
+  /// turns instead of killing each other's runners and windows.
+  func withControlLocks<R>(_ names: [String], _ body: () throws(UsvcError) -> R) throws(UsvcError) -> R {
+    var held: [FileDescriptor] = []
+    defer { for fd in held { fd.close() } }
+    for name in names.sorted(by: Names.naturalLess) {
+      // O_RDONLY: an flock needs no write access, so this works on a read-only
+      // home too (where the file exists; where it cannot be created, nobody
+      // else can start the job either).
+      guard let fd = try? FileDescriptor.open(home.paths(name).control, O_RDONLY | O_CREAT) else { continue }
+      held.append(fd)
+      _ = try? fd.lockExclusive(wait: true)
+    }
+    return try body()
+  }
+
   /// Stops the jobs (whole process trees, TERM then KILL) and returns once
   /// every process of them is gone. `desired` becomes `stopped` unless
   /// `keepDesired` (shutdown keeps it, so resurrect can undo it).
+  ///
+  /// A job whose conf is broken or gone is stopped from its last spec (what
+  /// its runner runs), and a conf that cannot be written (a full or
+  /// read-only disk) does not keep a job running: that is said, as a warning.
   public func stop(_ names: [String], keepDesired: Bool = false) throws(UsvcError) {
-    if !keepDesired {
-      try store.withWriteLock { () throws(UsvcError) in
-        for name in names {
-          try store.update(name, [.set("job.desired", ["stopped"])])
-          try writeSpec(name)
+    try withControlLocks(names) { () throws(UsvcError) in
+      if !keepDesired {
+        do throws(UsvcError) {
+          try recordDesired("stopped", names.filter { view($0).conf == .ok })
+        } catch {
+          warn("\(error.description); stopping all the same, but 'usvc resurrect' would start them again")
         }
       }
+      try stopRunners(names)
     }
+  }
+
+  /// Writes `desired` into each job's conf and spec.
+  func recordDesired(_ desired: String, _ names: [String]) throws(UsvcError) {
+    guard !names.isEmpty else { return }
+    try store.withWriteLock { () throws(UsvcError) in
+      for name in names {
+        try store.update(name, [.set("job.desired", [desired])])
+        try writeSpec(name)
+      }
+    }
+  }
+
+  /// Ends each job's runner (which stops its job) and waits until it is gone;
+  /// cleans up after runners that died; closes the windows.
+  func stopRunners(_ names: [String]) throws(UsvcError) {
     var waiting: [String] = []
     for name in names {
       let job = view(name)
@@ -313,19 +457,30 @@ public struct Supervisor: Sendable {
     stopped.pid = 0
     stopped.since = wallClock()
     try? writeFileAtomically(home.paths(name).state, Array(stopped.encoded().utf8))
-    Events.append(home: home.path, job: name, event: "stopped", detail: "its runner was already gone")
+    event(name, "stopped", "its runner was already gone")
   }
 
-  /// Stop, then start again with a fresh back-off.
-  public func restart(_ names: [String], started: (String) -> Void) throws(UsvcError) {
-    try stop(names, keepDesired: true)
-    try store.withWriteLock { () throws(UsvcError) in
-      for name in names {
-        try store.update(name, [.set("job.desired", ["running"])])
-        try writeSpec(name)
-      }
+  /// Stop, then start again with a fresh back-off. A job whose conf cannot
+  /// be used is not started: every other one is restarted first, then the
+  /// first such job is reported (SPEC: Broken confs).
+  public func restart(_ names: [String], started: (Launched) -> Void) throws(UsvcError) {
+    try withControlLocks(names) { () throws(UsvcError) in
+      let views = names.map(view)
+      let usable = views.filter { $0.conf == .ok }.map(\.name)
+      // Recorded first: a disk that cannot take it fails the restart before anything stopped.
+      try recordDesired("running", usable)
+      try stopRunners(names)
+      try launch(usable, started: started)
+      if let unusable = views.first(where: { $0.conf != .ok }) { throw Self.cannotStart(unusable) }
     }
-    try launch(names, started: started)
+  }
+
+  /// Why a job whose conf cannot be used is not started.
+  static func cannotStart(_ job: JobView) -> UsvcError {
+    switch job.conf {
+    case .broken(let why): return .cannotStart(job: job.name, why: why)
+    case .missing, .ok: return .cannotStart(job: job.name, why: "its conf \(job.name).conf is gone")
+    }
   }
 
   /// Undoes a `start` whose program could not be run at all: nothing is left
@@ -335,7 +490,7 @@ public struct Supervisor: Sendable {
     try? store.withWriteLock { () throws(UsvcError) in
       for name in names {
         let paths = home.paths(name)
-        for path in [paths.conf, paths.spec, paths.state, paths.lock, paths.log] { unlink(path) }
+        for path in [paths.conf, paths.spec, paths.state, paths.lock, paths.control, paths.log] { unlink(path) }
       }
     }
     if store.names().isEmpty, let tmux = try? tmux() {
@@ -345,14 +500,24 @@ public struct Supervisor: Sendable {
   }
 
   /// Stops the jobs and removes their windows, confs and state; logs stay.
+  /// Works on jobs whose conf is broken or gone too.
   public func remove(_ names: [String]) throws(UsvcError) {
-    try stop(names)
-    try store.withWriteLock { () throws(UsvcError) in
-      for name in names {
-        let paths = home.paths(name)
-        for path in [paths.conf, paths.spec, paths.state, paths.lock] { unlink(path) }
-        Events.append(home: home.path, job: name, event: "removed", detail: "")
+    try withControlLocks(names) { () throws(UsvcError) in
+      try stopRunners(names)
+      try store.withWriteLock { () throws(UsvcError) in
+        for name in names {
+          let paths = home.paths(name)
+          for path in [paths.conf, paths.spec, paths.state, paths.lock] { unlink(path) }
+          event(name, "removed", "")
+        }
       }
+    }
+  }
+
+  /// Appends to `events.log`; an event that cannot be written is said, not lost silently.
+  func event(_ name: String, _ event: String, _ detail: String) {
+    if let error = Events.append(home: home.path, job: name, event: event, detail: detail) {
+      warn("cannot write \(home.eventsLog): \(error); event '\(event)' of \(name) is lost")
     }
   }
 
@@ -385,14 +550,12 @@ public struct Supervisor: Sendable {
       }
     }
     try store.withWriteLock { () throws(UsvcError) in
-      let before = try store.load(name).values("job.after")
+      // Checked before anything is written: a refused change leaves the conf as it was.
+      for case .set("job.after", let after) in changes {
+        if let cycle = findCycle(proposed: [name: after]) { throw .dependencyCycle(cycle) }
+      }
       try store.update(name, changes)
       try writeSpec(name)
-      if let cycle = findCycle() {
-        try store.update(name, [before.isEmpty ? .unset("job.after") : .set("job.after", before)])
-        try writeSpec(name)
-        throw .dependencyCycle(cycle)
-      }
     }
   }
 }

@@ -10,7 +10,7 @@ extension String {
 
   /// On one line, control characters made visible (`\n`, `\t`, `\x1b`), so a
   /// value in a message or a status line cannot break the line or the terminal.
-  var visible: String {
+  public var visible: String {
     var shown = ""
     for scalar in unicodeScalars {
       switch scalar {

@@ -18,7 +18,7 @@ public struct Runner {
   var log: LogFile
   let signals: FileDescriptor
   /// `run/NAME.state`, kept open and rewritten in place.
-  let stateFile: FileDescriptor
+  var stateFile: FileDescriptor
   var stateLength = Int.max
   let master: FileDescriptor
   /// Kept open so the terminal survives between runs; also the path each run opens.
@@ -30,9 +30,6 @@ public struct Runner {
   /// Whether the last byte written to the log was the end of a line.
   var atLineStart = true
   var buffer = [UInt8](repeating: 0, count: 8192)
-  /// What the job waits for before it may start (`job.after`); nil when nothing.
-  var blockedReason: String?
-  var blockedReasonIsNew = false
   /// The main pids of the jobs this one is after, when it last started (for `job.propagate`).
   var dependencyPids: [String: pid_t] = [:]
   var nextDependencyCheck: Double = 0
@@ -41,6 +38,9 @@ public struct Runner {
   /// The job's argv, environment and descriptor steps as C data, for this
   /// version of the spec: a respawn builds nothing.
   var preparedLaunch: PreparedSpawn?
+  /// Events that could not be written to `events.log` (a full or read-only
+  /// disk) since the last one that could: reported with the next that can.
+  var lostEvents = 0
   /// Hooks still running: pid → (which, when it is killed).
   var hooks: [pid_t: (name: String, killAt: Double)] = [:]
 
@@ -49,7 +49,7 @@ public struct Runner {
     paths = JobPaths(home: home, name: name)
     // 1. Signals first, so nothing that arrives during set-up is lost or fatal.
     let handled = SignalSet([.child, .terminate, .interrupt, .hangup, .windowChanged, .pipe,
-                              Signal(rawValue: SIGQUIT), Signal(rawValue: SIGTSTP)])
+                              Signal(rawValue: SIGQUIT), Signal(rawValue: SIGTSTP), Signal(rawValue: SIGUSR1)])
     handled.block()
     resetSignalDispositions()
     var mask = handled.raw
@@ -181,6 +181,7 @@ public struct Runner {
     case SIGHUP:
       paneOpen = false
       perform(machine.handle(.hangup, now: monotonicClock()))
+    case SIGUSR1: rewriteStateFile()
     case SIGWINCH:
       var size = winsize()
       if usvc_get_winsize(0, &size) == 0 { _ = usvc_set_winsize(master.rawValue, &size) }
@@ -192,7 +193,8 @@ public struct Runner {
   mutating func reapChildren() {
     while let (pid, status) = reapAnyChild() {
       if let hook = hooks.removeValue(forKey: pid) {
-        if !status.isSuccess { say("hook \(hook.name) ended with \(status)") }
+        if !status.isSuccess { say("hook \(hook.name) ended with \(status)\(hook.name == "pre" ? "; starting anyway" : "")") }
+        perform(machine.handle(.hookEnded(pid: pid), now: monotonicClock()))
         continue
       }
       guard pid == mainPid else { continue }  // A straggler of the job.
@@ -215,7 +217,7 @@ public struct Runner {
     switch machine.state {
     case .running(let pid, _): return pid
     case .stopping(let pid, _, _): return pid
-    case .starting, .waiting, .finished: return 0
+    case .starting, .preStart, .waiting, .finished: return 0
     }
   }
 
@@ -228,7 +230,17 @@ public struct Runner {
     //    else comes before the spawn, not even formatting a line: a job dies
     //    rarely, and whatever runs first then runs from cold caches.
     if actions.contains(.killJob) { signalJob([.kill]) }
-    let launched = actions.contains(.spawn) ? launchProgram() : nil
+    for case .killHook(let pid) in actions {
+      // Killed on purpose: reaped as a straggler, without a line saying it ended.
+      try? Signal.kill.send(toGroup: pid)
+      hooks[pid] = nil
+    }
+    var next: RunnerMachine.Event?
+    if actions.contains(.spawn) {
+      next = launchProgram()
+    } else if actions.contains(.spawnProgram) {
+      next = spawnProgram()
+    }
     // 2. Then record and say what happened, in the machine's order: the exit before the start.
     if let ended { recordExit(ended.status, ranFor: ended.ranFor) }
     for action in actions {
@@ -236,13 +248,12 @@ public struct Runner {
       case .log(let text): say(text)
       case .logExit(let status, let ranFor): say(RunnerMachine.exitLine(status, ranFor: ranFor))
       case .signalJob(let signal): signalJob([signal, .continue])
-      case .spawn, .killJob: break
+      case .spawn, .spawnProgram, .killJob, .killHook: break
       }
     }
     // 3. Then what the start came to.
-    guard let launched else { return publish() }
-    if case .blocked = launched, let blockedReason, blockedReasonIsNew { say("waiting for \(blockedReason)") }
-    perform(machine.handle(launched, now: monotonicClock()))
+    guard let next else { return publish() }
+    perform(machine.handle(next, now: monotonicClock()))
   }
 
   /// The health figures and the event of a run that ended.
@@ -252,7 +263,7 @@ public struct Runner {
     published.lastExit = status.description
     published.lastRunSeconds = ranFor
     published.totalRunSeconds += ranFor
-    Events.append(home: paths.home, job: paths.name, event: "exited", detail: "\(status) after \(format(ranFor))")
+    event("exited", "\(status) after \(format(ranFor))")
   }
 
   /// Signals the job's process group and every other descendant of the runner
@@ -267,23 +278,22 @@ public struct Runner {
     }
   }
 
-  /// Starts the program (after what it is `after` and its pre hook) and says
-  /// what came of it as the machine's event; nil when a signal interrupted the
-  /// pre hook (the main loop then handles that signal).
-  mutating func launchProgram() -> RunnerMachine.Event? {
+  /// Begins a run: what the job is `after` must be running, then the `pre`
+  /// hook runs (the machine waits for it in `preStart`), or else the program
+  /// starts at once. Says what came of it as the machine's event.
+  mutating func launchProgram() -> RunnerMachine.Event {
     refreshSpec()
-    let now = monotonicClock()
-    if let unmet = unmetDependency() {
-      blockedReasonIsNew = blockedReason != unmet
-      blockedReason = unmet
-      return .blocked
-    }
-    blockedReason = nil
+    if let unmet = unmetDependency() { return .blocked(selector: unmet.selector, detail: unmet.detail) }
     if spec.propagate { dependencyPids = dependencyMainPids() }
-    if !spec.pre.isEmpty {
-      let facts = hookFacts(nil, ranFor: 0)
-      guard let pid = startHook("pre", spec.pre, facts), waitForPreHook(pid) else { return nil }
+    if !spec.pre.isEmpty, let pid = startHook("pre", spec.pre, hookFacts(nil, ranFor: 0), killAt: .infinity) {
+      return .preHookStarted(pid: pid, killAt: monotonicClock() + spec.hookTimeout)
     }
+    return spawnProgram()
+  }
+
+  /// Starts the program and says what came of it as the machine's event.
+  mutating func spawnProgram() -> RunnerMachine.Event {
+    let now = monotonicClock()
     if published.started > 0 { published.restarts += 1 }
     published.started = wallClock()
     if let info = fileStatus(spec.command) {
@@ -320,7 +330,13 @@ public struct Runner {
       published.pidStart = ProcStat.read(pid)?.startTicks ?? 0
       return .spawned(pid: pid)
     } catch {
-      published.reason = "\(spec.command): \(error)"
+      // The child's chdir and exec report the same way: name the directory
+      // when it is what failed, not the program (looked at only on failure).
+      if access(spec.directory, X_OK) != 0 {
+        published.reason = "working directory \(spec.directory): \(Errno.current)"
+      } else {
+        published.reason = "\(spec.command): \(error)"
+      }
       return .spawnFailed(reason: published.reason)
     }
   }
@@ -353,15 +369,16 @@ public struct Runner {
     }
   }
 
-  /// What keeps the job from starting: a job it is after that does not run
-  /// (long enough, with `job.after-delay`); nil when it may start.
-  func unmetDependency() -> String? {
+  /// What keeps the job from starting: the selector of `job.after` whose job
+  /// does not run (long enough, with `job.after-delay`), and which job that
+  /// is; nil when it may start.
+  func unmetDependency() -> (selector: String, detail: String)? {
     for (selector, jobs) in dependencies() {
-      if jobs.isEmpty { return "\(selector) (no such job or group)" }
+      if jobs.isEmpty { return (selector, "\(selector) (no such job or group)") }
       for job in jobs {
-        guard let live = job.liveState(), live.state == .running else { return "\(job.name) to run" }
+        guard let live = job.liveState(), live.state == .running else { return (selector, "\(job.name) to run") }
         let ranFor = wallClock() - live.started
-        if ranFor < spec.afterDelay { return "\(job.name) to run for \(format(spec.afterDelay))" }
+        if ranFor < spec.afterDelay { return (selector, "\(job.name) to run for \(format(spec.afterDelay))") }
       }
     }
     return nil
@@ -398,50 +415,21 @@ public struct Runner {
 
   /// Starts a hook in a session of its own, its output on the job's terminal
   /// (so in the pane and the log), killed if it runs past `job.hook-timeout`.
+  /// `killAt` is nil for the hook's own timeout; the `pre` hook passes
+  /// `.infinity`, as the machine keeps its deadline (`preStart`).
   @discardableResult
-  mutating func startHook(_ name: String, _ argv: [String], _ facts: [String]) -> pid_t? {
+  mutating func startHook(_ name: String, _ argv: [String], _ facts: [String], killAt: Double? = nil) -> pid_t? {
     do {
       let pid = try spawn(
         argv, environment: spec.environment + facts, directory: spec.directory, newSession: true,
         actions: [.open(slavePath, as: 0, flags: O_RDWR | O_NOCTTY), .duplicate(0, as: 1), .duplicate(0, as: 2),
                   .closeFrom(3)])
-      hooks[pid] = (name, monotonicClock() + spec.hookTimeout)
+      hooks[pid] = (name, killAt ?? monotonicClock() + spec.hookTimeout)
       return pid
     } catch {
       say("hook \(name) cannot run: \(argv[0]): \(error)")
       return nil
     }
-  }
-
-  /// Waits for the pre hook before a start, but never past its timeout and
-  /// never through a stop: false when a signal came first (the start is then
-  /// abandoned and the main loop handles the signal).
-  mutating func waitForPreHook(_ pid: pid_t) -> Bool {
-    while hooks[pid] != nil {
-      var status: Int32 = 0
-      if waitpid(pid, &status, WNOHANG) == pid {
-        hooks[pid] = nil
-        let ended = TerminationStatus(waitStatus: status)
-        if !ended.isSuccess { say("hook pre ended with \(ended); starting anyway") }
-        return true
-      }
-      if killOverdueHooks() { return true }
-      var fds = [pollfd(fd: signals.rawValue, events: Int16(POLLIN), revents: 0),
-                 pollfd(fd: master.rawValue, events: Int16(POLLIN), revents: 0)]
-      _ = poll(&fds, 2, 10)
-      if fds[1].revents != 0 { pumpOutput() }
-      // SIGCHLD is the hook (waitpid above sees it); any other signal ends the wait.
-      var others: [Int32] = []
-      while case let number = usvc_signalfd_read(signals.rawValue), number != 0 {
-        if number != SIGCHLD { others.append(number) }
-      }
-      if !others.isEmpty {
-        try? Signal.kill.send(toGroup: pid)
-        for number in others { handle(signal: number) }
-        return false
-      }
-    }
-    return true
   }
 
   /// Kills hooks past their time; true when any was.
@@ -513,12 +501,17 @@ public struct Runner {
     if case .stopping(_, let killAt, _) = machine.state, killAt.isFinite {
       next.killAt = wallClock() + (killAt - monotonicClock())
     }
-    if case .waiting = machine.state, let blockedReason {
+    next.waitingFor = ""
+    if case .waiting(_, .dependency(let selector, let detail)) = machine.state {
       next.retryAt = 0
-      next.reason = "waiting for " + blockedReason
-    } else if case .waiting(let until) = machine.state {
+      next.reason = "waiting for " + detail
+      next.waitingFor = selector
+    } else if case .waiting(let until, .backoff) = machine.state {
       next.retryAt = wallClock() + (until - monotonicClock())
       next.reason = "back-off after \(machine.quickDeaths) quick death\(machine.quickDeaths == 1 ? "" : "s")"
+    } else if case .preStart = machine.state {
+      next.retryAt = 0
+      next.reason = "running its pre hook"
     } else if state != .failed {
       next.retryAt = 0
       if state != .lost { next.reason = "" }
@@ -536,19 +529,44 @@ public struct Runner {
     stateLength = bytes.count
   }
 
+  /// `usvc` asks with SIGUSR1 when `run/NAME.state` is gone (removed by
+  /// hand): the file is created again and written whole.
+  mutating func rewriteStateFile() {
+    guard let reopened = try? FileDescriptor.open(paths.state, O_WRONLY | O_CREAT) else { return }
+    stateFile.close()
+    stateFile = reopened
+    stateLength = Int.max
+    written = nil
+    publish()
+  }
+
+  /// Appends an event to `events.log`. One that cannot be written is counted
+  /// and said in the pane; the count goes out with the next that can.
+  mutating func event(_ event: String, _ detail: String) {
+    if lostEvents > 0,
+      Events.append(home: paths.home, job: paths.name, event: "events-lost", detail: "\(lostEvents) events could not be written") == nil
+    {
+      lostEvents = 0
+    }
+    if let error = Events.append(home: paths.home, job: paths.name, event: event, detail: detail) {
+      lostEvents += 1
+      toPane("[usvc] cannot write \(paths.home)/events.log: \(error); \(lostEvents) event\(lostEvents == 1 ? "" : "s") lost so far\n")
+    }
+  }
+
   /// Appends the event for a new state to `events.log`.
-  func announce(_ next: RunState) {
+  mutating func announce(_ next: RunState) {
     let detail: String
     switch next.state {
     case .running: detail = "pid \(next.pid)"
     case .waiting:
-      detail = blockedReason != nil ? next.reason
+      detail = !next.waitingFor.isEmpty ? next.reason
         : "restart in \(format(machine.backoff(forQuickDeath: next.quickDeaths))) (\(next.reason))"
     case .failed, .lost: detail = next.reason
     case .stopped: detail = "last exit \(next.lastExit)"
-    case .starting, .stopping, .exited: return
+    case .starting, .stopping, .exited, .broken: return
     }
-    Events.append(home: paths.home, job: paths.name, event: next.state == .running ? "started" : next.state.rawValue, detail: detail)
+    event(next.state == .running ? "started" : next.state.rawValue, detail)
   }
 
   /// Publishes the final state once no process of the job is left, then exits.

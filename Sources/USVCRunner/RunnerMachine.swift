@@ -7,15 +7,27 @@ public struct RunnerMachine: Sendable {
   public enum State: Equatable, Sendable {
     /// About to run the program.
     case starting
+    /// The `pre` hook runs as `hook` (its own session); it is killed at
+    /// `killAt` and the program starts anyway. The job is `starting` meanwhile.
+    case preStart(hook: Int32, killAt: Double)
     /// The program runs as `pid` since `since` (monotonic seconds).
     case running(pid: Int32, since: Double)
-    /// In back-off until `until`.
-    case waiting(until: Double)
+    /// Not running until `until`: in back-off, or looking again whether what
+    /// the job is `after` runs.
+    case waiting(until: Double, reason: WaitReason)
     /// Stop sent; `pid` is the main process still to be reaped (0 once it
     /// was), SIGKILL goes out at `killAt`, `final` is what the job becomes.
     case stopping(pid: Int32, killAt: Double, final: JobState)
     /// The runner is done and exits; `final` is stopped, exited, failed or lost.
     case finished(JobState)
+  }
+
+  /// Why a job is `waiting`.
+  public enum WaitReason: Equatable, Sendable {
+    /// Back-off after quick deaths.
+    case backoff
+    /// `selector` (from `job.after`) is not ready: `detail` says which job and why.
+    case dependency(selector: String, detail: String)
   }
 
   public enum Event: Equatable, Sendable {
@@ -32,13 +44,23 @@ public struct RunnerMachine: Sendable {
     /// No child process of the runner is left.
     case allGone
     /// What the job is after (`job.after`) does not run yet: try again shortly.
-    case blocked
+    case blocked(selector: String, detail: String)
+    /// The `pre` hook started as `pid`; it may run until `killAt`.
+    case preHookStarted(pid: Int32, killAt: Double)
+    /// A hook process ended (the executor tells which hooks are which).
+    case hookEnded(pid: Int32)
     /// A job this one is after restarted, and `job.propagate` is set.
     case dependencyRestarted
   }
 
   public enum Action: Equatable, Sendable {
+    /// Start a run: look at what the job is `after`, then run the `pre` hook
+    /// if it has one, else the program (the executor answers with an event).
     case spawn
+    /// Run the program now (the `pre` hook is done or was killed).
+    case spawnProgram
+    /// SIGKILL to a hook's process group.
+    case killHook(Int32)
     /// The stop signal (then SIGCONT, so a stopped process can act on it) to the whole job.
     case signalJob(Signal)
     /// SIGKILL to every process left of the job.
@@ -59,11 +81,14 @@ public struct RunnerMachine: Sendable {
 
   public var state: State = .starting
   public var quickDeaths = 0
+  /// What the job last waited for (`job.after`), so a wait is said once, not every look.
+  public private(set) var lastDependencyDetail: String?
   public private(set) var restart: RestartPolicy = .always
   public private(set) var stopSignal: Signal = .terminate
   public private(set) var stopTimeout: Double = 10
   public private(set) var stableAfter: Double = 10
   public private(set) var backoffMax: Double = 300
+  public private(set) var hookTimeout: Double = 10
 
   public init(spec: JobSpec, quickDeaths: Int = 0) {
     self.quickDeaths = quickDeaths
@@ -77,6 +102,7 @@ public struct RunnerMachine: Sendable {
     stopTimeout = spec.stopTimeout
     stableAfter = spec.stableAfter
     backoffMax = spec.backoffMax
+    hookTimeout = spec.hookTimeout
   }
 
   /// The k-th quick death in a row waits min(backoff-max, 2^(k-1)) seconds.
@@ -87,7 +113,8 @@ public struct RunnerMachine: Sendable {
   /// When `deadline` is due, or nil when the state has none.
   public var deadline: Double? {
     switch state {
-    case .waiting(let until): return until
+    case .waiting(let until, _): return until
+    case .preStart(_, let killAt): return killAt.isFinite ? killAt : nil
     case .stopping(_, let killAt, _): return killAt.isFinite ? killAt : nil
     case .starting, .running, .finished: return nil
     }
@@ -96,7 +123,7 @@ public struct RunnerMachine: Sendable {
   /// The state as SPEC names it.
   public var jobState: JobState {
     switch state {
-    case .starting: return .starting
+    case .starting, .preStart: return .starting
     case .running: return .running
     case .waiting: return .waiting
     case .stopping: return .stopping
@@ -108,6 +135,7 @@ public struct RunnerMachine: Sendable {
     switch (state, event) {
     case (.starting, .spawned(let pid)):
       state = .running(pid: pid, since: now)
+      lastDependencyDetail = nil
       return [.log("started pid \(pid)")]
     case (.starting, .spawnFailed(let reason)):
       state = .finished(.failed)
@@ -118,11 +146,33 @@ public struct RunnerMachine: Sendable {
     case (.starting, .hangup):
       state = .finished(.lost)
       return []
-    case (.starting, .blocked):
-      state = .waiting(until: now + 0.25)
+    case (.starting, .blocked(let selector, let detail)):
+      state = .waiting(until: now + 0.25, reason: .dependency(selector: selector, detail: detail))
+      defer { lastDependencyDetail = detail }
+      return detail == lastDependencyDetail ? [] : [.log("waiting for \(detail)")]
+    case (.starting, .preHookStarted(let hook, let killAt)):
+      state = .preStart(hook: hook, killAt: killAt)
       return []
     case (.starting, .childExited), (.starting, .deadline), (.starting, .allGone),
-      (.starting, .dependencyRestarted):
+      (.starting, .dependencyRestarted), (.starting, .hookEnded):
+      return []
+
+    case (.preStart(let hook, _), .hookEnded(let pid)):
+      guard pid == hook else { return [] }
+      state = .starting
+      return [.spawnProgram]
+    case (.preStart(let hook, let killAt), .deadline):
+      guard now >= killAt else { return [] }
+      state = .starting
+      return [.log("hook pre still running after \(format(hookTimeout)): killed"), .killHook(hook), .spawnProgram]
+    case (.preStart(let hook, _), .stopRequested):
+      state = .finished(.stopped)
+      return [.killHook(hook)]
+    case (.preStart(let hook, _), .hangup):
+      state = .finished(.lost)
+      return [.killHook(hook)]
+    case (.preStart, .spawned), (.preStart, .spawnFailed), (.preStart, .childExited), (.preStart, .allGone),
+      (.preStart, .blocked), (.preStart, .preHookStarted), (.preStart, .dependencyRestarted):
       return []
 
     case (.running(let pid, _), .stopRequested):
@@ -137,10 +187,10 @@ public struct RunnerMachine: Sendable {
       state = .stopping(pid: pid, killAt: now + stopTimeout, final: .starting)
       return [.log("a job this one is after restarted: restarting (propagate)"), .signalJob(stopSignal)]
     case (.running, .spawned), (.running, .spawnFailed), (.running, .deadline),
-      (.running, .allGone), (.running, .blocked):
+      (.running, .allGone), (.running, .blocked), (.running, .preHookStarted), (.running, .hookEnded):
       return []
 
-    case (.waiting(let until), .deadline):
+    case (.waiting(let until, _), .deadline):
       guard now >= until else { return [] }
       state = .starting
       return [.spawn]
@@ -151,7 +201,8 @@ public struct RunnerMachine: Sendable {
       state = .finished(.lost)
       return []
     case (.waiting, .spawned), (.waiting, .spawnFailed), (.waiting, .childExited),
-      (.waiting, .allGone), (.waiting, .blocked), (.waiting, .dependencyRestarted):
+      (.waiting, .allGone), (.waiting, .blocked), (.waiting, .dependencyRestarted),
+      (.waiting, .preHookStarted), (.waiting, .hookEnded):
       return []
 
     case (.stopping(_, let killAt, let final), .childExited):
@@ -176,7 +227,7 @@ public struct RunnerMachine: Sendable {
       if final == .starting { state = .stopping(pid: pid, killAt: killAt, final: .stopped) }
       return []
     case (.stopping, .spawned), (.stopping, .spawnFailed), (.stopping, .blocked),
-      (.stopping, .dependencyRestarted):
+      (.stopping, .dependencyRestarted), (.stopping, .preHookStarted), (.stopping, .hookEnded):
       return []
 
     case (.finished, _):
@@ -199,7 +250,7 @@ public struct RunnerMachine: Sendable {
     } else {
       quickDeaths += 1
       let delay = backoff(forQuickDeath: quickDeaths)
-      state = .waiting(until: now + delay)
+      state = .waiting(until: now + delay, reason: .backoff)
       actions.append(.log("quick death \(quickDeaths) in a row: waiting \(format(delay)) before restarting"))
     }
     return actions

@@ -9,17 +9,22 @@ public enum Events {
   public static let maxBytes = 4 << 20
   public static let keep = 3
 
-  public static func append(home: String, job: String, event: String, detail: String) {
+  /// Appends one event; returns why it could not be written (a full or
+  /// read-only disk), or nil. Callers say so: an event is never lost silently.
+  @discardableResult
+  public static func append(home: String, job: String, event: String, detail: String) -> Errno? {
     let path = home + "/events.log"
     let clean = { (text: String) in
       String(text.map { $0 == "\t" || $0 == "\n" || $0 == "\r" ? " " : $0 })
     }
     let line = "\(isoTime(wallClock()))\t\(clean(job))\t\(clean(event))\t\(clean(detail))\n"
-    guard let fd = try? FileDescriptor.open(path, O_WRONLY | O_APPEND | O_CREAT) else { return }
+    let fd: FileDescriptor
+    do { fd = try FileDescriptor.open(path, O_WRONLY | O_APPEND | O_CREAT) } catch { return error }
     defer { fd.close() }
-    _ = try? fd.writeAll(line)
+    do { try fd.writeAll(line) } catch { return error }
     var info = stat()
     if fstat(fd.rawValue, &info) == 0 && Int(info.st_size) > maxBytes { rotate(path) }
+    return nil
   }
 
   static func rotate(_ path: String) {

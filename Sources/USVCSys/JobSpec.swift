@@ -16,6 +16,12 @@ public enum RestartPolicy: String, Sendable, CaseIterable {
   }
 }
 
+/// What tells one version of a file from the next (inode, modification time,
+/// size), as text: a file rewritten through a rename has a new inode.
+public func fileIdentity(_ info: stat) -> String {
+  "\(info.st_ino):\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec):\(info.st_size)"
+}
+
 /// Everything a runner needs to run one job, written by the CLI to
 /// `run/NAME.spec` from the job's conf each time the conf changes, so that the
 /// runner needs no libgit2 (PLATFORM-NOTES: its start-up cost per process).
@@ -49,6 +55,9 @@ public struct JobSpec: Equatable, Sendable {
   public var hookTimeout: Double = 10
   /// The umask of the user who ran `start`, given to the job (usvc itself runs with 077).
   public var umask: mode_t = 0o022
+  /// Which version of `jobs/NAME.conf` this spec was made from (`ConfIdentity`):
+  /// a conf that no longer matches was changed by hand, and is checked again.
+  public var confIdentity: String = ""
 
   public init(name: String, group: String, command: String) {
     self.name = name
@@ -89,6 +98,7 @@ public struct JobSpec: Equatable, Sendable {
     for word in onFailure { put("on-failure", word) }
     put("hook-timeout", String(hookTimeout))
     put("umask", String(umask))
+    put("conf-identity", confIdentity)
     return out
   }
 
@@ -145,6 +155,7 @@ public struct JobSpec: Equatable, Sendable {
       case "on-failure": onFailure.append(value)
       case "hook-timeout": hookTimeout = Double(value) ?? hookTimeout
       case "umask": umask = mode_t(value) ?? umask
+      case "conf-identity": confIdentity = value
       default: break
       }
     }

@@ -3,6 +3,8 @@ import Glibc
 /// The states of SPEC.md, as published in `run/NAME.state`.
 public enum JobState: String, Sendable, CaseIterable {
   case starting, running, waiting, stopping, stopped, exited, failed, lost
+  /// Its conf cannot be read (SPEC: Broken confs); the CLI says so, never a runner.
+  case broken
 }
 
 /// The live state of one job, written by its runner to `run/NAME.state` after
@@ -41,6 +43,8 @@ public struct RunState: Equatable, Sendable {
   public var killAt: Double = 0
   /// Why the job is waiting, failed or lost; empty otherwise.
   public var reason: String = ""
+  /// While waiting for what it is `after`: that `job.after` selector; empty otherwise.
+  public var waitingFor: String = ""
   /// Identity of the program file when the current run began, to report `changed`.
   public var programDevice: UInt64 = 0
   public var programInode: UInt64 = 0
@@ -68,6 +72,7 @@ public struct RunState: Equatable, Sendable {
     retry-at=\(retryAt)
     kill-at=\(killAt)
     reason=\(reason.split(whereSeparator: \.isNewline).joined(separator: " "))
+    waiting-for=\(waitingFor.split(whereSeparator: \.isNewline).joined(separator: " "))
     program-dev=\(programDevice)
     program-ino=\(programInode)
     program-mtime=\(programModified)
@@ -98,6 +103,7 @@ public struct RunState: Equatable, Sendable {
       case "retry-at": retryAt = Double(value) ?? 0
       case "kill-at": killAt = Double(value) ?? 0
       case "reason": reason = value
+      case "waiting-for": waitingFor = value
       case "program-dev": programDevice = UInt64(value) ?? 0
       case "program-ino": programInode = UInt64(value) ?? 0
       case "program-mtime": programModified = Double(value) ?? 0
@@ -122,6 +128,9 @@ public struct JobPaths: Sendable {
   /// Held (flock) by the live runner: a free lock means the runner is gone.
   public var lock: String { "\(home)/run/\(name).lock" }
   public var log: String { "\(home)/logs/\(name).log" }
+  /// Held (flock) by a usvc command while it stops or starts the job, so two
+  /// such commands take turns (`Supervisor.withControlLocks`).
+  public var control: String { "\(home)/run/\(name).control" }
 }
 
 extension JobPaths {

@@ -35,13 +35,14 @@ struct USVC: ParsableCommand {
   }
 
   /// The supervisor for this caller: USVC_HOME checked, usvc-runner found beside usvc.
-  static func supervisor() throws -> Supervisor {
+  /// Reading commands (and `stop`) pass `forWriting: false`: they work on a read-only home.
+  static func supervisor(forWriting: Bool = true) throws -> Supervisor {
     var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
     let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
     let executable = length > 0
       ? String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
       : CommandLine.arguments[0]
-    return try Supervisor(environment: processEnvironment(), executable: executable)
+    return try Supervisor(environment: processEnvironment(), executable: executable, forWriting: forWriting)
   }
 }
 

@@ -74,7 +74,7 @@ struct FaultAndDependencyTests {
     let t = try TestHome()
     try t.ok("start", "db", "sleep", "1000")
     try t.ok("stop", "db")
-    #expect(try t.ok("start", "--after", "db", "api", "sleep", "1000").lines == ["started api-1"])
+    #expect(try t.ok("start", "--after", "db", "api", "sleep", "1000").lines == ["waiting api-1 for db"])
     #expect(try eventually { try t.state("api-1") == .waiting })
     #expect(try t.ok("show", "api-1").lines.contains("reason: waiting for db-1 to run"))
     #expect(try t.pid("api-1") == nil)

@@ -107,7 +107,7 @@ final class TestHome: @unchecked Sendable {  // Used from one test at a time.
 
   var supervisor: Supervisor {
     get throws {
-      try Supervisor(environment: environment.map { "\($0.key)=\($0.value)" }, executable: usvcBinary)
+      try Supervisor(environment: environment.map { "\($0.key)=\($0.value)" }, executable: usvcBinary, forWriting: false)
     }
   }
 

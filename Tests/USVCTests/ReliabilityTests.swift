@@ -311,6 +311,7 @@ struct HostileInputAndSecurityTests {
       _ = FileManager.default.createFile(atPath: t.file("afile"), contents: Data("not a folder\n".utf8))
       t.environment["USVC_HOME"] = t.file("afile")
     case .homeMissingParent: t.environment["USVC_HOME"] = t.file("no/such/home")
+    case .homeRelative: t.environment["USVC_HOME"] = "relative/home"
     case .homeMode(let mode): chmod(t.home, mode)
     case .homeOwnedByNobody:
       guard geteuid() == 0 else {
@@ -439,7 +440,7 @@ struct HostileInputAndSecurityTests {
 /// How a hostile case prepares its USVC_HOME (a copy of the fixture home).
 enum HostileSetup: Sendable {
   case fixture
-  case homeIsFile, homeMissingParent, homeOwnedByNobody, homeNotWritable
+  case homeIsFile, homeMissingParent, homeOwnedByNobody, homeNotWritable, homeRelative
   case homeMode(mode_t)
   /// The fixture's `jobs/fx-1.conf` replaced by this text.
   case conf(String)
@@ -487,6 +488,8 @@ struct HostileCase: Sendable, CustomTestStringConvertible {
     HostileCase("../ group", ["start", "../x", "true"], "usvc: bad group name '../x': it must start with a letter a-z"),
     HostileCase("group with /..", ["start", "a/../b", "true"], "usvc: bad group name 'a/../b': only a-z, 0-9 and - are allowed"),
     HostileCase("group starting with a digit", ["start", "9lives", "true"], "usvc: bad group name '9lives': it must start with a letter a-z"),
+    HostileCase("group named like a job", ["start", "fx-1", "true"], "usvc: bad group name 'fx-1': it ends in - and digits, like a job name (GROUP-N)"),
+    HostileCase("group named like a job of a job", ["start", "a-1-2", "true"], "usvc: bad group name 'a-1-2': it ends in - and digits, like a job name (GROUP-N)"),
     // Job names with a slash: no path outside jobs/ is a job.
     HostileCase("conf of ../jobs/fx-1", ["conf", "../jobs/fx-1", "stop-timeout", "5"], "usvc: no job named '../jobs/fx-1'"),
     HostileCase("show of ../jobs/fx-1", ["show", "../jobs/fx-1"], "usvc: no job named '../jobs/fx-1'"),
@@ -528,6 +531,11 @@ struct HostileCase: Sendable, CustomTestStringConvertible {
     HostileCase("conf name", ["conf", "fx-1", "name", "other"], "usvc: bad value for job.name: 'other': set by usvc"),
     HostileCase("--unset cmd", ["conf", "fx-1", "--unset", "cmd"], "usvc: bad value for job.cmd: '': cannot be removed"),
     HostileCase("relative cwd", ["conf", "fx-1", "cwd", "relative"], "usvc: bad value for job.cwd: 'relative': an absolute path is needed"),
+    HostileCase("missing cwd", ["conf", "fx-1", "cwd", "/nonexistent"], "usvc: /nonexistent: No such file or directory"),
+    HostileCase("cwd a file", ["conf", "fx-1", "cwd", "{ROOT}/plain"], "usvc: {ROOT}/plain: not a directory"),
+    HostileCase("after itself", ["conf", "fx-1", "after", "fx-1"], "usvc: dependency cycle: fx-1 -> fx-1"),
+    HostileCase("after its own group", ["conf", "fx-1", "after", "fx"], "usvc: dependency cycle: fx-1 -> fx-1"),
+    HostileCase("start after its own group", ["start", "--after", "fx", "fx", "true"], "usvc: dependency cycle: fx-2 -> fx-2"),
     // CR (a NUL cannot be passed in argv at all: the kernel ends each argument at the first NUL).
     HostileCase("CR in a conf value", ["conf", "fx-1", "args", "a\rb"], "usvc: bad value for job.args: 'a\\x0db': \(controlCharacters)"),
     HostileCase("CR in an argument", ["start", "g", "true", "a\rb"], "usvc: bad value for job.args: 'a\\x0db': \(controlCharacters)"),
@@ -551,7 +559,8 @@ struct HostileCase: Sendable, CustomTestStringConvertible {
     HostileCase("home world-writable", ["status"], "usvc: USVC_HOME {HOME} is writable by others (mode 777): run chmod 700 {HOME}", setup: .homeMode(0o777)),
     HostileCase("home group-writable", ["jobs"], "usvc: USVC_HOME {HOME} is writable by others (mode 770): run chmod 700 {HOME}", setup: .homeMode(0o770)),
     HostileCase("home of another user", ["status"], "usvc: USVC_HOME {HOME} is owned by uid 65534, not by you (uid 0)", setup: .homeOwnedByNobody),
-    HostileCase("home not writable", ["jobs"], "usvc: USVC_HOME {HOME} is not writable: Permission denied", setup: .homeNotWritable),
+    HostileCase("home not writable: start", ["start", "g", "true"], "usvc: USVC_HOME {HOME} is not writable: Permission denied", setup: .homeNotWritable),
+    HostileCase("relative home", ["jobs"], "usvc: USVC_HOME must be an absolute path, not 'relative/home' (it would name another home from every folder)", setup: .homeRelative),
     HostileCase("home's parent missing", ["jobs"], "usvc: cannot create USVC_HOME {ROOT}/no/such/home: No such file or directory", setup: .homeMissingParent),
     // Hand-corrupted confs: the file and the line, never a crash.
     HostileCase("garbage conf: conf", ["conf", "fx-1"], prefix: "usvc: {CONF}: ", containing: "{CONF}:1", setup: .conf(garbage)),

@@ -78,8 +78,9 @@ struct SaveLoadCheckTests {
     // The loader's own environment must not leak into the loaded jobs.
     t.environment["FROM_SAVER"] = nil
     t.environment["FROM_LOADER"] = "loader value"
-    // zdb first: web is after it, although the file lists web first.
-    #expect(try t.ok("load", file).lines == ["started zdb-1", "started web-1", "started web-2"])
+    // zdb first: web is after it, although the file lists web first; web waits
+    // until zdb has run for its after-delay (0.5 s).
+    #expect(try t.ok("load", file).lines == ["started zdb-1", "waiting web-1 for zdb", "waiting web-2 for zdb"])
     #expect(try t.ok("jobs").lines == ["web-1", "web-2", "zdb-1"])
     let loader = try t.supervisor
     for name in ["web-1", "web-2", "zdb-1"] { #expect(Self.shape(try loader.store.load(name)) == before[name]) }

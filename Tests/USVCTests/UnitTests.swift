@@ -23,7 +23,7 @@ struct RunnerMachineTests {
     for _ in 0..<5 {
       _ = m.handle(.spawned(pid: 100), now: now)
       _ = m.handle(.childExited(.exited(1), ranFor: 0.5), now: now + 0.5)
-      guard case .waiting(let until) = m.state else { Issue.record("not waiting: \(m.state)"); return }
+      guard case .waiting(let until, _) = m.state else { Issue.record("not waiting: \(m.state)"); return }
       delays.append(until - (now + 0.5))
       now = until
       #expect(m.handle(.deadline, now: now) == [.spawn])

@@ -12,7 +12,7 @@ extension USVC {
 
     func run() throws {
       guard isatty(0) == 1 else { throw UsvcError.notATerminal }
-      let supervisor = try USVC.supervisor()
+      let supervisor = try USVC.supervisor(forWriting: false)
       if let job, !supervisor.store.exists(job) { throw UsvcError.noSuchJob(job) }
       try supervisor.tmux().attach(job)
     }

@@ -9,7 +9,7 @@ extension USVC {
       discussion: "Checks keys, values, commands still executable, job names and 'after' (names something, no cycle). One 'PATH: KEY: PROBLEM' line per problem.")
 
     func run() throws {
-      let report = try USVC.supervisor().check()
+      let report = try USVC.supervisor(forWriting: false).check()
       for problem in report.problems { output(problem.description) }
       guard report.problems.isEmpty else {
         let files = Set(report.problems.map(\.path)).count

@@ -16,7 +16,7 @@ extension USVC {
     }
 
     func run() throws {
-      let supervisor = try USVC.supervisor()
+      let supervisor = try USVC.supervisor(forWriting: false)
       let path = supervisor.home.eventsLog
       for line in LogReader.tail(path, lines: n) { output(line) }
       guard follow else { return }

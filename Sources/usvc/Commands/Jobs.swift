@@ -8,7 +8,7 @@ extension USVC {
     @OptionGroup var selection: SelectorArguments
 
     func run() throws {
-      let names = try USVC.supervisor().select(selection.selectors)
+      let names = try USVC.supervisor(forWriting: false).select(selection.selectors)
       if !names.isEmpty { output(names.joined(separator: "\n")) }
     }
   }
@@ -23,7 +23,7 @@ extension USVC {
     }
 
     func run() throws {
-      let supervisor = try USVC.supervisor()
+      let supervisor = try USVC.supervisor(forWriting: false)
       let pids = try supervisor.select(selection.selectors).compactMap { supervisor.view($0).pid }
       if !pids.isEmpty { output(pids.map(String.init).joined(separator: "\n")) }
     }

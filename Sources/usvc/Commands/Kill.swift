@@ -20,7 +20,7 @@ extension USVC {
     }
 
     func run() throws {
-      let supervisor = try USVC.supervisor()
+      let supervisor = try USVC.supervisor(forWriting: false)
       let names = try supervisor.select(selection.selectors)
       let sent = Signal(parsing: signal)!
       for name in supervisor.kill(sent, names) { output("sent \(sent) to \(name)") }

@@ -17,7 +17,7 @@ extension USVC {
     }
 
     func run() throws {
-      let supervisor = try USVC.supervisor()
+      let supervisor = try USVC.supervisor(forWriting: false)
       var names = try supervisor.select(selection.selectors)
       if selection.selectors.isEmpty && names.isEmpty { names = [] }
       let prefixed = names.count > 1

@@ -8,7 +8,7 @@ extension USVC {
       discussion: "Running jobs are left alone, so it is safe to run at any time, e.g. from an @reboot crontab line.")
 
     func run() throws {
-      try USVC.supervisor().resurrect { output("started \($0)") }
+      try USVC.supervisor().resurrect { output($0.description) }
     }
   }
 

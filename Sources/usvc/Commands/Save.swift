@@ -23,7 +23,7 @@ extension USVC {
     var file: String
 
     func run() throws {
-      try USVC.supervisor().load(from: file) { output("started \($0)") }
+      try USVC.supervisor().load(from: file) { output($0.description) }
     }
   }
 }

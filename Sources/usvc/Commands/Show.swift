@@ -10,7 +10,7 @@ extension USVC {
     var job: String
 
     func run() throws {
-      let supervisor = try USVC.supervisor()
+      let supervisor = try USVC.supervisor(forWriting: false)
       guard supervisor.store.exists(job) else { throw UsvcError.noSuchJob(job) }
       let conf = try supervisor.store.loadAsGitReads(job)
       let status = supervisor.status([job])

@@ -47,7 +47,7 @@ extension USVC {
       request.environment = environment
       request.after = after
       request.notify = notify
-      try USVC.supervisor().start(request) { output("started \($0)") }
+      try USVC.supervisor().start(request) { output($0.description) }
     }
   }
 }

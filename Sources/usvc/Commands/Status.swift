@@ -29,9 +29,11 @@ extension USVC {
 
     func run() throws {
       if hosts != nil || hostsFile != nil { return try runRemote() }
-      let supervisor = try USVC.supervisor()
+      let supervisor = try USVC.supervisor(forWriting: false)
       let names = try supervisor.select(selection.selectors)
       let status = supervisor.status(names)
+      // A broken conf is said, but never fails the others' status (SPEC: Broken confs).
+      for job in status.jobs { if let problem = job.confProblem { printError("usvc: " + problem.visible) } }
       if json {
         output(StatusFormat.json(status, systemOnly: systemOnly))
       } else {

@@ -13,7 +13,7 @@ extension USVC {
     }
 
     func run() throws {
-      let supervisor = try USVC.supervisor()
+      let supervisor = try USVC.supervisor(forWriting: false)
       let names = try supervisor.select(selection.selectors)
       try supervisor.stop(names)
       for name in names { output("stopped \(name)") }
@@ -31,7 +31,7 @@ extension USVC {
 
     func run() throws {
       let supervisor = try USVC.supervisor()
-      try supervisor.restart(try supervisor.select(selection.selectors)) { output("started \($0)") }
+      try supervisor.restart(try supervisor.select(selection.selectors)) { output($0.description) }
     }
   }
 
