@@ -72,7 +72,7 @@ def write_report(doc, out):
     md = render_markdown(doc)
     if out:
         with open(out, "w") as f:
-            f.write(md)
+            f.write(md + "\n")
     print(md)
 
 
@@ -109,6 +109,8 @@ def main(argv=None, description=None):
         elif not args.skip_usvc:
             build = usvc_build(args.usvc)
             r.log(f"usvc: {build['version_line']}")
+            if build["release"] is None:  # the Swift side and build.VERSION_LINE disagree
+                r.error("usvc --version", f"unexpected line: {build['version_line']!r}")
         run_phases(r)
     except (HardTimeout, KeyboardInterrupt) as e:
         r.error("run", f"aborted: {e or 'interrupted'}")

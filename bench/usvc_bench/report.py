@@ -121,8 +121,8 @@ def how_to_read(doc):
                "before every kill, so the figure is the supervisor's own reaction time"]
     if rsp:
         periods = ", ".join(f"{name} {duration(s)}" for name, s in rsp["quick_death_s"].items())
-        respawn[0] += (f" (periods: {periods}; usvc's job has `stable-after 0`, supervisord "
-                       f"`startsecs=0`; plus {duration(rsp['stable_margin_s'])} of margin)")
+        respawn[0] += (f" ({periods}: usvc's is the job's `stable-after`, supervisord's its "
+                       f"`startsecs`; plus {duration(rsp['stable_margin_s'])} of margin)")
     respawn.append(". As root, the kill and the exec are timed by the kernel (a private tracefs "
                    "instance, clock `mono`: `signal_generate` of the SIGKILL, `sched_process_exec` "
                    "of the new pid, whose program is the job's); a poller that scans `/proc`")

@@ -201,7 +201,7 @@ def phase_respawn(r):
         for sup in [s for s in sups if isinstance(s, Usvc)]:
             try:
                 # Any run counts as stable, so every kill restarts at once.
-                sup.cli("conf", sup.name_of(0), "stable-after", "0")
+                sup.cli("conf", sup.name_of(0), "stable-after", f"{sup.stable_s:g}")
                 sup.cli("restart", sup.name_of(0))
             except BenchError as e:
                 sups.remove(sup)

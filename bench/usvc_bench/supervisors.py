@@ -198,7 +198,7 @@ class Supervisord(Supervisor):
         ]
         for i in range(n):
             lines += [f"[program:j{i + 1}]", "command=" + shlex.join(argv),
-                      "startsecs=0", "autorestart=true"]
+                      f"startsecs={self.stable_s:g}", "autorestart=true"]
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
         self.daemon = self.spawn(["supervisord", "-c", self.conf])
@@ -315,6 +315,7 @@ class Usvc(Supervisor):
     name = "usvc"
     per_job_label, shared_label = "usvc runner", "tmux server + other panes"
     group = "bench"
+    stable_s = 0.0  # the respawn phase sets the job's stable-after to this
 
     def __init__(self, exe):
         if not os.access(exe, os.X_OK):
