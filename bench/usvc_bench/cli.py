@@ -72,7 +72,7 @@ def write_report(doc, out):
     md = render_markdown(doc)
     if out:
         with open(out, "w") as f:
-            f.write(md + "\n")
+            f.write(md.rstrip("\n") + "\n")
     print(md)
 
 
