@@ -3,12 +3,15 @@
 its figures from the run's document. `make test` runs them
 (python3 -m unittest discover -s bench)."""
 
+import argparse
 import copy
 import json
 import os
+import tempfile
 import unittest
 
 from usvc_bench.build import VERSION_LINE
+from usvc_bench.harness import ModulePhase, Run, run_phases
 from usvc_bench.common import median_gap
 from usvc_bench.report import render_markdown
 from usvc_bench.targets import evaluate_targets, gap_verdict
@@ -92,6 +95,28 @@ class FiguresFromTheRun(unittest.TestCase):
         self.assertIn("**git disagrees**", md)
         doc["build"]["git_head"] = "a" * 40
         self.assertIn("git agrees", render_markdown(doc))
+
+
+class RegisteredModulePhase(unittest.TestCase):
+    def test_rows_of_a_module_become_a_section_of_the_report(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "writes.py")
+            with open(path, "w") as f:
+                f.write("def run(usvc_path, smoke=False):\n"
+                        "    return [dict(jobs=10, ms=1.5, usvc=usvc_path, smoke=smoke)]\n")
+            args = argparse.Namespace(usvc="/x/usvc", smoke=True, skip_usvc=False)
+            r = Run(args, {})
+            r.log = lambda msg: None
+            run_phases(r, [ModulePhase("writes", "Conf writes", path=path)])
+        self.assertEqual(r.errors, [])
+        self.assertEqual(r.results["extra"]["writes"]["rows"],
+                         [dict(jobs=10, ms=1.5, usvc="/x/usvc", smoke=True)])
+        doc = results_doc()
+        doc["results"]["extra"] = r.results["extra"]
+        md = render_markdown(doc)
+        self.assertIn("## 6. Conf writes", md)
+        self.assertIn("| jobs | ms | usvc | smoke |", md)
+        self.assertIn("| 10 | 1.5 | /x/usvc | True |", md)
 
 
 if __name__ == "__main__":

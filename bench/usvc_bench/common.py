@@ -33,10 +33,6 @@ class NotAvailable(Exception):
     """A supervisor is not installed / not built; its rows say so."""
 
 
-# --------------------------------------------------------------------------
-# Shared helpers: clock, /proc readers, process tracking, subprocess timing.
-# --------------------------------------------------------------------------
-
 now = time.perf_counter
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

@@ -89,6 +89,14 @@ class Run:
                     self.fail(section, sup, e)
         return sups
 
+    def record(self, section, rows):
+        """Rows by supervisor name into results[section]; each row whose
+        status is not ok is also an error of the run."""
+        for name, v in rows.items():
+            if v["status"] != "ok":
+                self.error(f"{section}/{name}", v["status"])
+        self.results[section].update(rows)
+
     def fail(self, section, sup, e):
         self.error(f"{section}/{sup.name}", e)
         self.results[section][sup.name] = dict(status=f"error: {e}")
@@ -108,9 +116,9 @@ class ModulePhase:
     takes it). Its rows land in results["extra"][section] and in a table of
     the report titled `title`. An exception is an error of the run."""
 
-    def __init__(self, section, title, module=None):
+    def __init__(self, section, title, path=None):
         self.section, self.title = section, title
-        self.path = os.path.join(BENCH, (module or section) + ".py")
+        self.path = path or os.path.join(BENCH, section + ".py")
         self.__name__ = f"phase {section}"
 
     def __call__(self, r):

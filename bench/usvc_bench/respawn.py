@@ -192,7 +192,6 @@ def respawn_rounds(sups, kills, warmup, tracer):
     return out
 
 
-
 def phase_respawn(r):
     r.log(f"respawn: {r.cfg['kills']} kills per supervisor")
     r.method["respawn"] = method()
@@ -207,9 +206,6 @@ def phase_respawn(r):
                 sups.remove(sup)
                 r.fail("respawn", sup, e)
         res = measure_respawn(sups, r.cfg["kills"], r.cfg["warmup"])
-        for name, v in res.items():
-            if v["status"] != "ok":
-                r.error(f"respawn/{name}", v["status"])
-        r.results["respawn"].update(res)
+        r.record("respawn", res)
     finally:
         r.finish(sups)

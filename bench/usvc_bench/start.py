@@ -23,7 +23,6 @@ def measure_start_throughput(u, n):
     return out
 
 
-
 def phase_start(r):
     u = r.open(Usvc)
     if u is None:

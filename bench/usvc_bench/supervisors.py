@@ -125,7 +125,18 @@ def deb_version(pkg):
     return cp.stdout.decode().strip() or "?"
 
 
-class ServiceDirSupervisor(Supervisor):
+class ProcessPerJob(Supervisor):
+    """One process started by the harness per job (runsv, s6-supervise, a
+    bash loop): it is both the job's root and its supervisor."""
+
+    def job_roots(self):
+        return [p.pid for p in self.popens]
+
+    def per_job_pids(self):
+        return self.job_roots()
+
+
+class ServiceDirSupervisor(ProcessPerJob):
     """runsv / s6-supervise: one supervisor process per service directory."""
     program = "?"
 
@@ -141,12 +152,6 @@ class ServiceDirSupervisor(Supervisor):
             self.spawn([self.program, svc])
         if wait:
             self.wait_jobs_running()
-
-    def job_roots(self):
-        return [p.pid for p in self.popens]
-
-    def per_job_pids(self):
-        return self.job_roots()
 
     def stop(self):
         # TERM = "take the service down, then exit" for both runsv and
@@ -283,7 +288,7 @@ class TmuxLoop(Supervisor):
         return run(["tmux", "-V"]).stdout.decode().strip()
 
 
-class BashLoop(Supervisor):
+class BashLoop(ProcessPerJob):
     """`bash -c 'while :; do PROG; done'`: the shell-loop baseline."""
     name = "bash while loop"
     per_job_label = "bash"
@@ -295,12 +300,6 @@ class BashLoop(Supervisor):
             self.spawn(["bash", "-c", f"while :; do {shlex.join(argv)}; done"])
         if wait:
             self.wait_jobs_running()
-
-    def job_roots(self):
-        return [p.pid for p in self.popens]
-
-    def per_job_pids(self):
-        return self.job_roots()
 
     def stop(self):
         for p in self.popens:
