@@ -146,7 +146,7 @@ PHASES = [
     phase_usvc_scale,
     phase_start,
     phase_crashloop,
-    # ModulePhase("conf_writes", "Conf writes: time and peak memory at 10, 100 and the cap"),
+    # ModulePhase("conf_writes", "Conf writes: time and peak memory by job count"),  # bench/conf_writes.py
 ]
 
 

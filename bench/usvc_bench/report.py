@@ -81,12 +81,15 @@ def build_section(doc):
                                              if b.get("git_head") else "."))
         return [" ".join(out)]
     tree = "a dirty tree (uncommitted changes or untracked files)" if b["dirty"] else "a clean tree"
-    out.append(f"The binaries measured were built from commit {b['commit']}, {tree}.")
+    out.append(f"The usvc binary measured was built from commit {b['commit']}, {tree}; the "
+               "runners it starts are the usvc-runner beside it, from the same build.")
     if b.get("git_head") is None:
         out.append("git could not be asked about the checkout.")
     elif b["git_head"] == b["commit"] and b["git_dirty"] == b["dirty"]:
         out.append(f"git agrees: the checkout was at that commit, "
-                   f"{'dirty' if b['git_dirty'] else 'clean'}, when the run started.")
+                   f"{'dirty' if b['git_dirty'] else 'clean'}, when the run started"
+                   + (" (whether its uncommitted changes are the ones built, git cannot tell)."
+                      if b["git_dirty"] else "."))
     else:
         out.append(f"**git disagrees**: the checkout was at {b['git_head']}"
                    f"{', dirty' if b['git_dirty'] else ', clean'} when the run started, so the "
