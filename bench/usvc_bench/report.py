@@ -1,9 +1,11 @@
 """The Markdown report of one run, from the run's document (the JSON).
 
 Every figure printed comes from that document: measurements, and the method
-parameters the run recorded (doc["method"]). Verdicts are computed (targets.py).
-The only digits typed here are section numbers, the `p95` and `95%` of
-statistics' names, and table formats.
+parameters the run recorded (doc["method"]); a parameter a document lacks is
+left out of the prose, not filled in from today's code. Verdicts are computed
+(targets.py). The digits typed in this module's strings are section numbers,
+`p95` (a column's statistic), number formats and names (s6, libgit2); the
+targets' limits are goals kept as data in targets.TARGETS.
 """
 
 import os
