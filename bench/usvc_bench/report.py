@@ -70,6 +70,8 @@ def build_section(doc):
     b = doc.get("build")
     if not b:
         named = doc.get("versions", {}).get(USVC, "")
+        if not named.startswith("usvc "):  # skipped or not built: its rows say so
+            return [f"usvc was not measured in this run ({named or 'not available'})."]
         return ["This run did not record the binary's own `usvc --version`, so it does not say "
                 "which build it measured"
                 + (f"; its version column's `{named}` is git's HEAD when the run started, "
