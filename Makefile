@@ -19,10 +19,11 @@ release: deps
 demo: build
 	@./scripts/demo.sh "$(DEMO_HOME)"
 
-# Unit tests, integration tests against real tmux, processes and sshd, and the
-# benchmark harness in smoke mode (so it cannot rot).
+# Unit tests, integration tests against real tmux, processes and sshd, the
+# benchmark report's unit tests, and the benchmark harness in smoke mode (so it cannot rot).
 test: build
 	$(SWIFT) test 2>&1 | tee .build/test.log; test $${PIPESTATUS[0]} -eq 0
+	python3 -m unittest discover -s bench -p 'test_*.py'
 	python3 bench/bench.py --smoke --usvc .build/debug/usvc
 
 bench: release

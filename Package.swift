@@ -21,12 +21,15 @@ let package = Package(
     // The per-job restart loop as a library, so its transition table is testable.
     .target(name: "USVCRunner", dependencies: ["USVCSys"]),
     .target(name: "USVCCore", dependencies: ["USVCSys", "CGit2"]),
+    // Records the commit it is built from for `usvc --version` (Plugins/BuildInfo).
+    .plugin(name: "BuildInfo", capability: .buildTool()),
     .executableTarget(
       name: "usvc",
       dependencies: ["USVCCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
       // Runs once per command: a static Swift runtime saves the loader and the
       // protocol-conformance scans of half a dozen shared libraries on every call.
-      linkerSettings: [.unsafeFlags(["-static-stdlib", "-use-ld=lld", "-Xlinker", "--no-warnings", "-l_FoundationCollections", "-l_FoundationCShims", "-lswiftSynchronization"])]),
+      linkerSettings: [.unsafeFlags(["-static-stdlib", "-use-ld=lld", "-Xlinker", "--no-warnings", "-l_FoundationCollections", "-l_FoundationCShims", "-lswiftSynchronization"])],
+      plugins: ["BuildInfo"]),
     // One runner exists per job: Glibc only, static stdlib, no Foundation, no libgit2.
     .executableTarget(
       name: "usvc-runner", dependencies: ["USVCRunner"],

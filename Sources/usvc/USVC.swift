@@ -9,6 +9,7 @@ struct USVC: ParsableCommand {
     commandName: "usvc",
     abstract: "Keeps your programs running, each in its own tmux window, without root.",
     discussion: "Jobs live under USVC_HOME (default ~/.usvc). See 'usvc help COMMAND'.",
+    version: Version.line,
     subcommands: [
       Start.self, Stop.self, Restart.self, Status.self, Show.self, Attach.self, Logs.self,
       Kill.self, Remove.self, Conf.self, Jobs.self, Pidof.self, Events.self, Save.self, Load.self,
