@@ -32,8 +32,10 @@ public struct HostStatus: Sendable {
 }
 
 extension Supervisor {
-  /// Reads /proc once and every job's state file, and builds the status of `names`.
-  public func status(_ names: [String]) -> HostStatus {
+  /// Reads /proc once and every job's state file, and builds the status of
+  /// `names`. Without `processFigures` (`status -s`: only the counts of the
+  /// system line), the jobs' processes are not read.
+  public func status(_ names: [String], processFigures: Bool = true) -> HostStatus {
     let system = SystemFigures.read()
     let now = monotonicClock()
     let samplePath = home.path + "/run/status.sample"
@@ -66,7 +68,7 @@ extension Supervisor {
         changed: false, desiredRunning: job.spec?.desiredRunning ?? true, confProblem: job.confProblem)
       // The job's processes are its runner's descendants (the runner is their
       // subreaper): a few reads of the kernel's children lists, not a scan of /proc.
-      if job.isLive, let pid = job.pid, let runner = job.runner,
+      if processFigures, job.isLive, let pid = job.pid, let runner = job.runner,
         case let members = ProcStat.descendantPids(of: runner, singleThreaded: true).compactMap(ProcStat.read),
         let main = members.first(where: { $0.pid == pid })
       {
@@ -89,6 +91,8 @@ extension Supervisor {
       }
       jobs.append(status)
     }
+    // Without process figures, the jobs' baselines of the last full call stay.
+    if !processFigures { sample.jobs = previous?.jobs ?? [:] }
     // Keep the older baseline while it is still too young to compare against.
     // Rewritten in place, not renamed: creating a file costs more than the rest of
     // `status` here, and a torn sample only makes the next call use lifetime figures.

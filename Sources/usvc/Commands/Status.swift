@@ -31,7 +31,7 @@ extension USVC {
       if hosts != nil || hostsFile != nil { return try runRemote() }
       let supervisor = try USVC.supervisor(forWriting: false)
       let names = try supervisor.select(selection.selectors)
-      let status = supervisor.status(names)
+      let status = supervisor.status(names, processFigures: !systemOnly)
       // A broken conf is said, but never fails the others' status (SPEC: Broken confs).
       for job in status.jobs { if let problem = job.confProblem { printError("usvc: " + problem.visible) } }
       if json {
