@@ -98,7 +98,7 @@ struct CoreIntegrationTests {
     })
     #expect(try eventually(within: 20) { try t.view("quick-1").run.runs >= 4 })
     // The delays between starts, from the events: 1 s, 2 s, 4 s.
-    let events = t.read(t.home + "/events.log")!.split(separator: "\n").filter { $0.contains("\tquick-1\twaiting\t") }
+    let events = try #require(t.read(t.home + "/events.log")).split(separator: "\n").filter { $0.contains("\tquick-1\twaiting\t") }
     #expect(events.prefix(3).map { $0.split(separator: "\t")[3].split(separator: " ")[2] } == ["1s", "2s", "4s"])
     let runs = try t.view("quick-1").run.runs
     #expect(runs <= 5, "a hot loop would have run it far more often: \(runs)")
@@ -362,7 +362,7 @@ struct CoreIntegrationTests {
     #expect(try t.ok("status", "-s").lines.count == 1)
     let json = try t.ok("status", "--json").lines
     #expect(json.count == 1)
-    let object = try JSONSerialization.jsonObject(with: Data(json[0].utf8)) as! [String: Any]
+    let object = try #require(try JSONSerialization.jsonObject(with: Data(json[0].utf8)) as? [String: Any])
     #expect(object["host"] as? String == host)
     #expect((object["jobs"] as? [[String: Any]])?.map { $0["name"] as? String } == ["done-1", "st-1", "st-2"])
   }
