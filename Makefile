@@ -26,7 +26,8 @@ demo: build
 	@./scripts/demo.sh "$(DEMO_HOME)"
 
 # swift-format's rules as .swift-format sets them. Its printer's line breaking is
-# not checked: the code was written before it and would be re-broken in ~200 places.
+# not checked: the code was written before it, and it would re-break several
+# hundred lines across nearly every file.
 lint:
 	$(SWIFT) format lint --strict --parallel --recursive --debug-disable-pretty-print Package.swift Sources Tests
 
