@@ -53,7 +53,6 @@ char **usvc_environ(void) { return environ; }
 
 int usvc_exited(int status) { return WIFEXITED(status); }
 int usvc_exit_status(int status) { return WEXITSTATUS(status); }
-int usvc_signaled(int status) { return WIFSIGNALED(status); }
 int usvc_term_signal(int status) { return WTERMSIG(status); }
 
 int usvc_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }

@@ -136,12 +136,15 @@ public enum GitConfigSyntax {
       return (byte, at)
     }
 
-    // git's get_base_var and get_extended_base_var, after the `[`.
+    // git's get_base_var and get_extended_base_var, after the `[`. Where git
+    // reads a newline or the end of the file without stepping back, it names
+    // the next line: so do these refusals.
     func sectionHeader() -> (line: Int, why: String)? {
       while true {
         let (byte, at) = next()
-        if atEnd { return (at, "missing ']' in section header") }
+        if atEnd { return (at + 1, "missing ']' in section header") }
         if byte == UInt8(ascii: "]") { return nil }
+        if byte == newline { return (at, "incomplete section header") }
         if isSpace(byte) { break }
         if !isKeyCharacter(byte) && byte != UInt8(ascii: ".") { return (at, "invalid character in section name") }
       }
@@ -161,7 +164,7 @@ public enum GitConfigSyntax {
         }
       }
       (byte, at) = next()
-      return byte == UInt8(ascii: "]") ? nil : (at, "missing ']' in section header")
+      return byte == UInt8(ascii: "]") ? nil : (byte == newline ? at + 1 : at, "missing ']' in section header")
     }
 
     // git's parse_value, after the `=`.

@@ -23,7 +23,7 @@ extension Supervisor {
   }
 
   /// `names` in layers: each job comes in a layer after every job of `names`
-  /// it depends on (natural order within a layer). A cycle's jobs share the
+  /// it depends on (in the order given within a layer). A cycle's jobs share the
   /// last layer.
   public func dependencyLayers(_ names: [String]) -> [[String]] {
     let graph = dependencyGraph()

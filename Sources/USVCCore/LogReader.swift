@@ -53,9 +53,9 @@ public enum LogReader {
   }
 
   /// Follows files as they grow, across rotation (a renamed file is read to its
-  /// end before the new one is opened), calling `emit` with each complete line.
-  /// Returns only when `emit` returns false.
-  public static func follow(_ sources: [(label: String, path: String)], emit: (String, String) -> Bool) {
+  /// end before the new one is opened), calling `emit` with each complete line,
+  /// until the process is interrupted.
+  public static func follow(_ sources: [(label: String, path: String)], emit: (String, String) -> Void) -> Never {
     struct Followed {
       var label: String
       var path: String
@@ -76,9 +76,9 @@ public enum LogReader {
     }
     var chunk = [UInt8](repeating: 0, count: 65536)
     /// Emits the complete lines appended to the file `entry` has open (even if
-    /// renamed away); false when `emit` wants no more.
-    func drain(_ entry: inout Followed) -> Bool {
-      guard let fd = entry.fd else { return true }
+    /// renamed away).
+    func drain(_ entry: inout Followed) {
+      guard let fd = entry.fd else { return }
       while true {
         let count = chunk.withUnsafeMutableBytes { Glibc.read(fd.rawValue, $0.baseAddress, $0.count) }
         guard count > 0 else { break }
@@ -87,20 +87,19 @@ public enum LogReader {
       while let newline = entry.partial.firstIndex(of: 10) {
         let line = String(decoding: entry.partial[..<newline], as: UTF8.self)
         entry.partial.removeSubrange(...newline)
-        if !emit(entry.label, line) { return false }
+        emit(entry.label, line)
       }
-      return true
     }
     while true {
       for index in followed.indices {
-        guard drain(&followed[index]) else { return }
+        drain(&followed[index])
         // If the path now names another file (rotated, or new): the runner may have
         // written to the old one since it was drained, so drain it once more, then
         // switch to the new one from its start.
         if let info = fileStatus(followed[index].path), info.st_ino != followed[index].inode
           || followed[index].fd == nil
         {
-          guard drain(&followed[index]) else { return }
+          drain(&followed[index])
           followed[index].fd?.close()
           followed[index].fd = try? FileDescriptor.open(followed[index].path, O_RDONLY)
           // The inode of what was opened: the path may have moved on again since the stat.

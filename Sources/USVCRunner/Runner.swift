@@ -125,7 +125,7 @@ public struct Runner {
   public mutating func run() -> Never {
     perform([.spawn])
     while true {
-      if case .finished(let final) = machine.state { finish(final) }
+      if case .finished = machine.state { finish() }
       waitForSomething()
     }
   }
@@ -479,11 +479,10 @@ public struct Runner {
     let line = (atLineStart ? "" : "\n") + "[usvc] " + text + "\n"
     atLineStart = true
     toPane(line)
-    var bytes = Array(line.utf8)
+    let bytes = Array(line.utf8)
     if let error = bytes.withUnsafeBytes({ log.append($0) }) {
       toPane("[usvc] cannot write \(paths.log): \(error); the job goes on, shown here only\n")
     }
-    _ = bytes.removeLast()
   }
 
   func toPane(_ text: String) {
@@ -569,8 +568,9 @@ public struct Runner {
     event(next.state == .running ? "started" : next.state.rawValue, detail)
   }
 
-  /// Publishes the final state once no process of the job is left, then exits.
-  func finish(_ final: JobState) -> Never {
+  /// Reaps what is left (hooks, stragglers), then exits. The final state was
+  /// published by the `perform` whose transition reached it.
+  func finish() -> Never {
     // Whatever was killed on the way out is reaped here, so nothing is left a zombie.
     while hasChildren() {
       var status: Int32 = 0

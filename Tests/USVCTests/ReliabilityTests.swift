@@ -75,20 +75,16 @@ struct ReliabilityTests {
     #expect(try t.ok("logs", "cy-1", "-n", "3").lines == Array(all.suffix(3)))
   }
 
-  @Test("a full log disk: the job and its runner go on, the pane says [usvc] cannot write, logging resumes when space returns")
+  @Test(
+    "a full log disk: the job and its runner go on, the pane says [usvc] cannot write, logging resumes when space returns",
+    .enabled(if: geteuid() == 0, "mounting a small tmpfs on USVC_HOME/logs needs root"))
   func fullLogDisk() throws {
-    guard geteuid() == 0 else {
-      print("fullLogDisk skipped: mounting a small tmpfs on USVC_HOME/logs needs root")
-      return
-    }
     let t = try TestHome()
     try t.ok("jobs")  // Creates USVC_HOME and its folders.
     let logs = t.home + "/logs"
     let mounted = try TestHome.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", logs], environment: t.environment)
-    guard mounted.status == 0 else {
-      print("fullLogDisk skipped: cannot mount a tmpfs here: \(mounted.stderr)")
-      return
-    }
+    // Root in a container without CAP_SYS_ADMIN cannot mount.
+    if mounted.status != 0 { try skip("cannot mount a tmpfs here: \(mounted.stderr)") }
     defer {
       _ = try? t.usvc("shutdown")
       _ = try? TestHome.run(["umount", "-l", logs], environment: t.environment)
@@ -108,7 +104,7 @@ struct ReliabilityTests {
     let filler = logs + "/filler"
     let fd = try FileDescriptor.open(filler, O_WRONLY | O_CREAT)
     let block = [UInt8](repeating: 0, count: 4096)
-    while (try? fd.writeAll(block)) != nil {}
+    #expect(throws: Errno(ENOSPC)) { while true { try fd.writeAll(block) } }
     fd.close()
     let pane = { (try? t.tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "=usvc:=dk-1").stdout) ?? "" }
     #expect(eventually { pane().contains("[usvc] cannot write \(log): No space left on device; the job goes on, shown here only") }, "\(pane().suffix(500))")
@@ -255,16 +251,17 @@ struct ReliabilityTests {
     #expect(readerFailures.value.isEmpty, "\(readerFailures.value.prefix(3))")
     #expect(reads.value >= 2)
     let outcomes = writers.value
+    // Writers wait for each other's lock: none is refused.
+    #expect(outcomes.count == 20)
     for (index, outcome) in outcomes.sorted(by: { $0.key < $1.key }) {
-      let refused = outcome.status == 1 && outcome.stderr.split(separator: "\n").count == 1 && outcome.stderr.hasPrefix("usvc: ")
-      #expect((outcome.status == 0 && outcome.stderr.isEmpty) || refused, "writer \(index): \(outcome.status) \(outcome.stderr)")
+      #expect(outcome.status == 0 && outcome.stderr.isEmpty, "writer \(index): \(outcome.status) \(outcome.stderr)")
     }
-    // No lost update: every writer that succeeded finds its value.
-    for (index, item) in distinct.enumerated() where outcomes[index]?.status == 0 {
+    // No lost update: every writer finds its value.
+    for (index, item) in distinct.enumerated() {
       #expect(try t.ok("conf", "cw-1", item.key).stdout == item.value + "\n", "writer \(index) lost its \(item.key)")
     }
     let finalPre = try t.ok("conf", "cw-1", "pre").lines
-    #expect((10..<20).contains { outcomes[$0]?.status == 0 && pre($0) == finalPre }, "pre is no writer's whole value: \(finalPre.prefix(3))")
+    #expect((10..<20).contains { pre($0) == finalPre }, "pre is no writer's whole value: \(finalPre.prefix(3))")
     #expect(try TestHome.run(["git", "config", "-f", conf, "--list"], environment: t.environment).status == 0)
   }
 
@@ -305,6 +302,8 @@ struct HostileInputAndSecurityTests {
     let place = { (text: String) in
       text.replacing("{ROOT}", with: t.root).replacing("{HOME}", with: t.home).replacing("{CONF}", with: t.home + "/jobs/fx-1.conf")
     }
+    // What usvc runs under: itself, or a command that runs it as another user.
+    var runAs: [String] = []
     switch hostile.setup {
     case .fixture: break
     case .homeIsFile:
@@ -314,22 +313,22 @@ struct HostileInputAndSecurityTests {
     case .homeRelative: t.environment["USVC_HOME"] = "relative/home"
     case .homeMode(let mode): chmod(t.home, mode)
     case .homeOwnedByNobody:
-      guard geteuid() == 0 else {
-        print("\(hostile.label): skipped, only root can give the home to another user")
-        return
-      }
+      if geteuid() != 0 { try skip("only root can give a folder to another user") }
       #expect(chown(t.home, 65534, 65534) == 0)
     case .homeNotWritable:
-      guard geteuid() != 0 else {
-        print("\(hostile.label): skipped, root writes into a 0500 folder anyway")
-        return
+      if geteuid() == 0 {
+        // Root writes into a 0500 folder anyway: usvc runs as nobody instead, in a home of nobody's.
+        if !FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") { try skip("as root this needs setpriv to run usvc as nobody") }
+        #expect(try TestHome.run(["chown", "-R", "65534:65534", t.home], environment: t.environment).status == 0)
+        #expect(chmod(t.root, 0o711) == 0)
+        runAs = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
       }
-      chmod(t.home, 0o500)
+      #expect(chmod(t.home, 0o500) == 0)
     case .conf(let text):
       #expect(FileManager.default.createFile(atPath: t.home + "/jobs/fx-1.conf", contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]))
     }
     let before = treeSnapshot(t.root)
-    let outcome = try t.usvc(hostile.arguments.map(place))
+    let outcome = try TestHome.run(runAs + [usvcBinary] + hostile.arguments.map(place), environment: t.environment)
     let after = treeSnapshot(t.root)
     if case .homeNotWritable = hostile.setup { chmod(t.home, 0o700) }
     if case .homeMode = hostile.setup { chmod(t.home, 0o700) }

@@ -40,7 +40,6 @@ char **usvc_environ(void);
 /// The `WIFEXITED` family, as functions.
 int usvc_exited(int status);
 int usvc_exit_status(int status);
-int usvc_signaled(int status);
 int usvc_term_signal(int status);
 
 /// `pipe2(fds, O_CLOEXEC)`.

@@ -20,10 +20,7 @@ extension USVC {
       let path = supervisor.home.eventsLog
       for line in LogReader.tail(path, lines: n) { output(line) }
       guard follow else { return }
-      LogReader.follow([("", path)]) { _, line in
-        output(line)
-        return true
-      }
+      LogReader.follow([("", path)]) { _, line in output(line) }
     }
   }
 }

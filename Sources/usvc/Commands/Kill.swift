@@ -2,10 +2,6 @@ import ArgumentParser
 import USVCCore
 import USVCSys
 
-extension Signal: ExpressibleByArgument {
-  public init?(argument: String) { self.init(parsing: argument) }
-}
-
 extension USVC {
   struct Kill: ParsableCommand {
     static let configuration = CommandConfiguration(

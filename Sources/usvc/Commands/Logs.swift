@@ -18,8 +18,7 @@ extension USVC {
 
     func run() throws {
       let supervisor = try USVC.supervisor(forWriting: false)
-      var names = try supervisor.select(selection.selectors)
-      if selection.selectors.isEmpty && names.isEmpty { names = [] }
+      let names = try supervisor.select(selection.selectors)
       let prefixed = names.count > 1
       for name in names {
         for line in LogReader.tail(supervisor.home.paths(name).log, lines: n) {
@@ -29,7 +28,6 @@ extension USVC {
       guard follow else { return }
       LogReader.follow(names.map { ($0, supervisor.home.paths($0).log) }) { name, line in
         output(prefixed ? "\(name) | \(line)" : line)
-        return true
       }
     }
   }

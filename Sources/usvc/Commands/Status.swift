@@ -1,4 +1,3 @@
-import CShims
 import ArgumentParser
 import Glibc
 import USVCCore
