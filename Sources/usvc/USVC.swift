@@ -50,6 +50,35 @@ func output(_ text: String) {
   try? FileDescriptor.standardOutput.writeAll(text.hasSuffix("\n") ? text : text + "\n")
 }
 
+/// Lines of bytes for standard output: verbatim when it is not a terminal (so
+/// `usvc logs web-1 > copy` is the log byte for byte, invalid UTF-8 included);
+/// on a terminal, control characters and bytes that are not UTF-8 made visible
+/// (`Visible`, tabs kept), so nothing a job printed can retitle, clear or
+/// reprogram the user's terminal or set its clipboard.
+struct LineOutput {
+  let toTerminal = isatty(1) == 1
+  private var pending: [UInt8] = []
+
+  /// Adds one line (without its newline) after `prefix`, and writes when enough is pending.
+  mutating func add(_ line: some Collection<UInt8>, prefix: String = "") {
+    if toTerminal {
+      pending += Visible.escaped(Array(prefix.utf8) + line, keepingTabs: true)
+    } else {
+      pending += prefix.utf8
+      pending += line
+    }
+    pending.append(UInt8(ascii: "\n"))
+    if pending.count >= 65536 { flush() }
+  }
+
+  /// Writes what is pending now.
+  mutating func flush() {
+    guard !pending.isEmpty else { return }
+    try? FileDescriptor.standardOutput.writeAll(pending)
+    pending.removeAll(keepingCapacity: true)
+  }
+}
+
 /// One or more selectors: job names, groups, `all`, `live`, `dead`.
 struct SelectorArguments: ParsableArguments {
   @Argument(help: "Jobs (web-2), groups (web), all, live or dead.")

@@ -31,7 +31,7 @@ struct ReliabilityTests {
       """)
     try t.ok("start", "cy", job)
     try t.ok("conf", "cy-1", "stable-after", "0")
-    try t.ok("conf", "cy-1", "log-max-bytes", "4000")
+    try t.ok("conf", "cy-1", "log-max-bytes", "4096")
     try t.ok("conf", "cy-1", "log-keep", "100")
     _ = FileManager.default.createFile(atPath: t.file("armed"), contents: nil)
     let began = Date()
@@ -60,13 +60,11 @@ struct ReliabilityTests {
     #expect(children.filter { $0.state == "Z" }.isEmpty, "zombies: \(children.filter { $0.state == "Z" }.map(\.pid))")
     #expect(children.map(\.pid) == [job1000])
 
-    // Every line, once, in order, across NAME.log.N … NAME.log.
-    let logs = t.home + "/logs/"
-    let rotated = directoryEntries(logs).compactMap { $0.hasPrefix("cy-1.log.") ? Int($0.dropFirst(9)) : nil }.sorted()
+    // Every line, once, in order, across NAME.log.1 … NAME.log.N, NAME.log.
+    let rotated = t.rotatedLogs(of: "cy-1")
     #expect(rotated.count >= 10 && rotated.count < 100, "rotations kept: \(rotated.count)")
-    var text = ""
-    for index in rotated.reversed() { text += t.read(logs + "cy-1.log.\(index)") ?? "" }
-    text += t.read(logs + "cy-1.log") ?? ""
+    #expect(rotated == Array(1...(rotated.last ?? 0)), "copies are numbered in the order they were made")
+    let text = String(decoding: t.wholeLog(of: "cy-1"), as: UTF8.self)
     let lines = text.split(separator: "\n").filter { $0.hasPrefix("line ") }.map(String.init)
     #expect(lines == (1...1000).map { "line \($0)" })
     // usvc logs reads back through the rotated copies too.
@@ -391,11 +389,12 @@ struct HostileInputAndSecurityTests {
     let t = try TestHome()
     let secret = "s3cret-\(UInt64.random(in: 1...UInt64.max))"
     t.environment["SECRET_TOKEN"] = secret
-    let job = try t.script("chatty", "i=0; while [ $i -lt 40 ]; do i=$((i + 1)); echo \"line $i\"; done; exec sleep 1000")
+    // About 8.6 KB a run: two rotations at the smallest log-max-bytes.
+    let job = try t.script("chatty", "i=0; while [ $i -lt 80 ]; do i=$((i + 1)); echo \"line $i \(String(repeating: ".", count: 100))\"; done; exec sleep 1000")
     // The caller's umask lets everyone read everything: usvc's own files must stay private anyway.
     let started = try TestHome.run(["/bin/sh", "-c", "umask 000; exec \"$@\"", "sh", usvcBinary, "start", "sec", job], environment: t.environment)
     #expect(started.status == 0, "\(started.stderr)")
-    try t.ok("conf", "sec-1", "log-max-bytes", "100")
+    try t.ok("conf", "sec-1", "log-max-bytes", "4096")
     try t.ok("restart", "sec-1")
     #expect(eventually { FileManager.default.fileExists(atPath: t.home + "/logs/sec-1.log.2") })
     let pid = try #require(try t.pid("sec-1"))
@@ -405,7 +404,7 @@ struct HostileInputAndSecurityTests {
     var info = stat()
     #expect(stat(t.home, &info) == 0 && info.st_mode & 0o777 == 0o700)
     for path in ["jobs/sec-1.conf", "jobs/.lock", "run/sec-1.spec", "run/sec-1.state", "run/sec-1.lock", "logs/sec-1.log.1", "logs/sec-1.log.2", "events.log", "tmux.conf"] {
-      // The new run is still printing, so a rotation may be shifting `.2` this very moment.
+      // The new run may still be printing (copies never move, but the log itself is renamed).
       #expect(eventually { stat(t.home + "/" + path, &info) == 0 }, "\(path) is missing")
       #expect(info.st_mode & 0o777 == 0o600, "\(path): \(String(info.st_mode & 0o777, radix: 8))")
     }

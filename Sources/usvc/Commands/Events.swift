@@ -18,10 +18,14 @@ extension USVC {
     func run() throws {
       let supervisor = try USVC.supervisor()
       let path = supervisor.home.eventsLog
-      for line in LogReader.tail(path, lines: n) { output(line) }
+      // Details can hold what a job or user wrote (a path, an exec error): escaped on a terminal.
+      var lines = LineOutput()
+      for line in LogReader.tail(path, lines: n) { lines.add(line) }
+      lines.flush()
       guard follow else { return }
       LogReader.follow([("", path)]) { _, line in
-        output(line)
+        lines.add(line)
+        lines.flush()
         return true
       }
     }

@@ -18,17 +18,19 @@ extension USVC {
 
     func run() throws {
       let supervisor = try USVC.supervisor()
-      var names = try supervisor.select(selection.selectors)
-      if selection.selectors.isEmpty && names.isEmpty { names = [] }
+      let names = try supervisor.select(selection.selectors)
       let prefixed = names.count > 1
+      var lines = LineOutput()
       for name in names {
         for line in LogReader.tail(supervisor.home.paths(name).log, lines: n) {
-          output(prefixed ? "\(name) | \(line)" : line)
+          lines.add(line, prefix: prefixed ? "\(name) | " : "")
         }
       }
+      lines.flush()
       guard follow else { return }
       LogReader.follow(names.map { ($0, supervisor.home.paths($0).log) }) { name, line in
-        output(prefixed ? "\(name) | \(line)" : line)
+        lines.add(line, prefix: prefixed ? "\(name) | " : "")
+        lines.flush()
         return true
       }
     }
