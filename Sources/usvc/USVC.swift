@@ -18,7 +18,9 @@ struct USVC: ParsableCommand {
   /// Errors become one `usvc: …` line on stderr and exit 1 (SPEC), not
   /// ArgumentParser's usage dump and exit 64.
   static func main() {
+    let arguments = Array(CommandLine.arguments.dropFirst())
     do {
+      try checkHelpTopic(arguments)
       var command = try parseAsRoot()
       try command.run()
     } catch let exit as ExitCode {
@@ -28,9 +30,36 @@ struct USVC: ParsableCommand {
         print(fullMessage(for: error))
         Glibc.exit(0)
       }
-      let message = (error as? UsvcError)?.description ?? message(for: error)
-      printError("usvc: " + (message.split(separator: "\n").first.map(String.init) ?? "error"))
+      printError("usvc: " + oneLine(error, arguments: arguments))
       Glibc.exit(1)
+    }
+  }
+
+  /// An error as one whole line. usvc's own messages are escaped whole
+  /// (`visible`: a name holding a newline shows as `\n`). ArgumentParser's may
+  /// go on over lines of its own (a list of the values allowed): the words the
+  /// user typed are escaped in them first, then the first line is kept.
+  static func oneLine(_ error: Error, arguments: [String]) -> String {
+    if let error = error as? UsvcError { return error.description.visible }
+    var message = message(for: error)
+    // `--key=value` is quoted as its value alone.
+    let typed = arguments + arguments.compactMap { word in word.firstIndex(of: "=").map { String(word[word.index(after: $0)...]) } }
+    for word in typed.sorted(by: { $0.count > $1.count }) where word.visible != word {
+      message = message.replacing(word, with: word.visible)
+    }
+    return message.split(separator: "\n").first.map(String.init) ?? "error"
+  }
+
+  /// `usvc help TOPIC…` for a command that does not exist is an error, not the
+  /// overview with exit 0 that ArgumentParser gives.
+  static func checkHelpTopic(_ arguments: [String]) throws {
+    guard arguments.first == "help" else { return }
+    var commands = configuration.subcommands
+    for topic in arguments.dropFirst() {
+      guard let command = commands.first(where: { $0.configuration.commandName == topic }) else {
+        throw ValidationError("no command named '\(topic.visible)': see 'usvc help'")
+      }
+      commands = command.configuration.subcommands
     }
   }
 

@@ -35,7 +35,8 @@ extension USVC {
       if json {
         output(StatusFormat.json(status, systemOnly: systemOnly))
       } else {
-        let color = isatty(1) == 1 && supervisor.environment.allSatisfy { !$0.hasPrefix("NO_COLOR=") }
+        // NO_COLOR counts only with a value (no-color.org): `NO_COLOR=` leaves colour on.
+        let color = isatty(1) == 1 && !supervisor.environment.contains { $0.hasPrefix("NO_COLOR=") && $0 != "NO_COLOR=" }
         output(StatusFormat.text(status, systemOnly: systemOnly, color: color))
       }
     }
@@ -47,9 +48,9 @@ extension USVC {
         json: json, systemOnly: systemOnly, environment: processEnvironment())
       var allAnswered = true
       remote.run { report in
-        let text = report.rendered(json: json)
-        if !text.isEmpty { output(text) }
-        if report.outcome != .answered { allAnswered = false }
+        let rendered = report.rendered(json: json)
+        if !rendered.text.isEmpty { output(rendered.text) }
+        if !rendered.clean { allAnswered = false }
       }
       if !allAnswered { throw ExitCode(2) }
     }
