@@ -247,6 +247,9 @@ struct CoreIntegrationTests {
     (["start", "-C", "/nonexistent", "web", "true"], "usvc: /nonexistent: not a directory"),
     (["start", "-e", "NOEQUALS", "web", "true"], "usvc: bad environment setting 'NOEQUALS': expected KEY=VALUE"),
     (["start", "--restart", "sometimes", "web", "true"], nil),
+    (["help", "nope"], "usvc: no command named 'nope': see 'usvc help'"),
+    (["stop", "web\nx"], "usvc: no job or group named 'web\\nx'"),
+    (["kill", "-s", "RTMIN+99", "web"], "usvc: unknown signal 'RTMIN+99'"),
   ])
   func refusals(arguments: [String], message: String?) throws {
     let t = try TestHome()

@@ -515,6 +515,11 @@ struct HostileCase: Sendable, CustomTestStringConvertible {
     HostileCase("kill -s 0", ["kill", "-s", "0", "fx-1"], "usvc: unknown signal '0'"),
     HostileCase("kill -s 99", ["kill", "-s", "99", "fx-1"], "usvc: unknown signal '99'"),
     HostileCase("kill -s SIGNOPE", ["kill", "-s", "SIGNOPE", "fx-1"], "usvc: unknown signal 'SIGNOPE'"),
+    HostileCase("kill -s RTMIN+31", ["kill", "-s", "RTMIN+31", "fx-1"], "usvc: unknown signal 'RTMIN+31'"),
+    HostileCase("kill -s RTMAX+1", ["kill", "-s", "RTMAX+1", "fx-1"], "usvc: unknown signal 'RTMAX+1'"),
+    // Jobs that are not running (fx-1 exited).
+    HostileCase("kill of a job not running", ["kill", "fx-1"], "usvc: fx-1 is not running"),
+    HostileCase("pidof of a job not running", ["pidof", "fx-1"], "usvc: fx-1 is not running"),
     // Conf keys and values.
     HostileCase("unknown conf key", ["conf", "fx-1", "colour", "red"], "usvc: unknown conf key 'colour'"),
     HostileCase("stop-timeout -5", ["conf", "fx-1", "stop-timeout", "-5"], "usvc: bad value for job.stop-timeout: '-5': expected a number of seconds, 0 or more"),
@@ -527,6 +532,12 @@ struct HostileCase: Sendable, CustomTestStringConvertible {
     HostileCase("conf name", ["conf", "fx-1", "name", "other"], "usvc: bad value for job.name: 'other': set by usvc"),
     HostileCase("--unset cmd", ["conf", "fx-1", "--unset", "cmd"], "usvc: bad value for job.cmd: '': cannot be removed"),
     HostileCase("relative cwd", ["conf", "fx-1", "cwd", "relative"], "usvc: bad value for job.cwd: 'relative': an absolute path is needed"),
+    // Log rotation bounds: a tiny size with many copies made the runner spin.
+    HostileCase("log-keep 100000", ["conf", "fx-1", "log-keep", "100000"], "usvc: bad value for job.log-keep: '100000': expected 0 to 1000 copies"),
+    HostileCase("log-keep -1", ["conf", "fx-1", "log-keep", "-1"], "usvc: bad value for job.log-keep: '-1': expected a whole number, 0 or more"),
+    HostileCase("log-max-bytes 100", ["conf", "fx-1", "log-max-bytes", "100"], "usvc: bad value for job.log-max-bytes: '100': expected 4096 to 1099511627776 bytes"),
+    HostileCase("log-max-bytes 0", ["conf", "fx-1", "log-max-bytes", "0"], "usvc: bad value for job.log-max-bytes: '0': expected 4096 to 1099511627776 bytes"),
+    HostileCase("log-max-bytes 2 TiB", ["conf", "fx-1", "log-max-bytes", "2199023255552"], "usvc: bad value for job.log-max-bytes: '2199023255552': expected 4096 to 1099511627776 bytes"),
     // CR (a NUL cannot be passed in argv at all: the kernel ends each argument at the first NUL).
     HostileCase("CR in a conf value", ["conf", "fx-1", "args", "a\rb"], "usvc: bad value for job.args: 'a\\x0db': \(controlCharacters)"),
     HostileCase("CR in an argument", ["start", "g", "true", "a\rb"], "usvc: bad value for job.args: 'a\\x0db': \(controlCharacters)"),
@@ -545,6 +556,15 @@ struct HostileCase: Sendable, CustomTestStringConvertible {
     HostileCase("pidof nope", ["pidof", "nope"], "usvc: no job or group named 'nope'"),
     HostileCase("show nope", ["show", "nope"], "usvc: no job named 'nope'"),
     HostileCase("conf nope", ["conf", "nope"], "usvc: no job named 'nope'"),
+    // A newline in a name or value: the message stays one whole line, the newline shown as \n.
+    HostileCase("stop a name with a newline", ["stop", "fx-1\nx"], "usvc: no job or group named 'fx-1\\nx'"),
+    HostileCase("show a name with a newline", ["show", "a\njob.cmd: /bin/evil"], "usvc: no job named 'a\\njob.cmd: /bin/evil'"),
+    HostileCase("logs -n with a newline", ["logs", "-n", "1\n2", "fx-1"], "usvc: The value '1\\n2' is invalid for '-n <n>'"),
+    HostileCase("--restart= with a newline", ["start", "--restart=a\nb", "g", "true"],
+                "usvc: The value 'a\\nb' is invalid for '--restart <restart>'. Please provide one of 'always', 'on-failure' or 'never'."),
+    // Help topics that are no command.
+    HostileCase("help nope", ["help", "nope"], "usvc: no command named 'nope': see 'usvc help'"),
+    HostileCase("help start nope", ["help", "start", "nope"], "usvc: no command named 'nope': see 'usvc help'"),
     // USVC_HOME that usvc must not use.
     HostileCase("home is a file", ["jobs"], "usvc: USVC_HOME {ROOT}/afile is not a directory", setup: .homeIsFile),
     HostileCase("home world-writable", ["status"], "usvc: USVC_HOME {HOME} is writable by others (mode 777): run chmod 700 {HOME}", setup: .homeMode(0o777)),
