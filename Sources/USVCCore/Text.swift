@@ -24,10 +24,16 @@ public enum Visible {
   /// terminal could not draw is shown rather than turned into U+FFFD. Printable
   /// UTF-8 (accents, CJK, emoji) passes unchanged; a backslash is not doubled,
   /// so this is for reading, not for parsing back.
-  public static func escaped(_ bytes: some Collection<UInt8>, keepingTabs: Bool) -> [UInt8] {
+  ///
+  /// With `keepingColors`, colour and style sequences (SGR: `ESC [` digits,
+  /// `;` or `:`, then `m`) pass, and a reset (`ESC [0m`) ends the text when
+  /// any did: a job sees a terminal and colours its output, and colours
+  /// cannot move the cursor, retitle or clear anything, nor outlast the line.
+  public static func escaped(_ bytes: some Collection<UInt8>, keepingTabs: Bool, keepingColors: Bool = false) -> [UInt8] {
     let bytes = Array(bytes)
     var shown: [UInt8] = []
     shown.reserveCapacity(bytes.count)
+    var colored = false
     func hex(_ byte: UInt8) {
       let digits = Array("0123456789abcdef".utf8)
       shown += [UInt8(ascii: "\\"), UInt8(ascii: "x"), digits[Int(byte >> 4)], digits[Int(byte & 15)]]
@@ -39,6 +45,12 @@ public enum Visible {
       if byte >= 0x20 && byte < 0x7f {
         shown.append(byte)
         index += 1
+        continue
+      }
+      if keepingColors, byte == 0x1b, let length = colorSequenceLength(bytes, at: index) {
+        shown += bytes[index..<index + length]
+        index += length
+        colored = true
         continue
       }
       // A fresh parser from here: on an error it says how many bytes to show as \xHH.
@@ -59,10 +71,24 @@ public enum Visible {
         for invalid in bytes[index..<index + length] { hex(invalid) }
         index += length
       case .emptyInput:
-        return shown
+        index = bytes.count
       }
     }
+    if colored { shown += [0x1b, UInt8(ascii: "["), UInt8(ascii: "0"), UInt8(ascii: "m")] }
     return shown
+  }
+
+  /// The length of the SGR sequence at `start` (`ESC [ [0-9;:]{0,32} m`), or nil.
+  static func colorSequenceLength(_ bytes: [UInt8], at start: Int) -> Int? {
+    guard start + 2 < bytes.count, bytes[start + 1] == UInt8(ascii: "[") else { return nil }
+    var index = start + 2
+    while index < bytes.count && index - start < 35 {
+      let byte = bytes[index]
+      if byte == UInt8(ascii: "m") { return index - start + 1 }
+      guard (UInt8(ascii: "0")...UInt8(ascii: ";")).contains(byte) else { return nil }
+      index += 1
+    }
+    return nil
   }
 }
 

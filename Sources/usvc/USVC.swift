@@ -79,19 +79,28 @@ func output(_ text: String) {
   try? FileDescriptor.standardOutput.writeAll(text.hasSuffix("\n") ? text : text + "\n")
 }
 
+/// Whether standard output gets colour: a terminal, and `NO_COLOR` unset or
+/// empty (no-color.org: only a value turns colour off).
+func colorWanted() -> Bool {
+  guard isatty(1) == 1 else { return false }
+  guard let value = getenv("NO_COLOR") else { return true }
+  return value.pointee == 0
+}
+
 /// Lines of bytes for standard output: verbatim when it is not a terminal (so
 /// `usvc logs web-1 > copy` is the log byte for byte, invalid UTF-8 included);
 /// on a terminal, control characters and bytes that are not UTF-8 made visible
-/// (`Visible`, tabs kept), so nothing a job printed can retitle, clear or
-/// reprogram the user's terminal or set its clipboard.
+/// (`Visible`, tabs kept, colours kept unless NO_COLOR), so nothing a job
+/// printed can retitle, clear or reprogram the user's terminal or set its clipboard.
 struct LineOutput {
   let toTerminal = isatty(1) == 1
+  let keepingColors = colorWanted()
   private var pending: [UInt8] = []
 
   /// Adds one line (without its newline) after `prefix`, and writes when enough is pending.
   mutating func add(_ line: some Collection<UInt8>, prefix: String = "") {
     if toTerminal {
-      pending += Visible.escaped(Array(prefix.utf8) + line, keepingTabs: true)
+      pending += Visible.escaped(Array(prefix.utf8) + line, keepingTabs: true, keepingColors: keepingColors)
     } else {
       pending += prefix.utf8
       pending += line

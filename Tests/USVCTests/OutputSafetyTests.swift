@@ -6,8 +6,9 @@ import USVCSys
 
 /// What a job prints that a terminal would act on, and bytes that are not UTF-8:
 /// `caf\351`, a window title (OSC 0 and 2), a clipboard write (OSC 52), clear
-/// screen, a tab, a CR. Each line names what it holds after the sequence.
-let hostileOutput = #"caf\351\n\033]0;PWNED\007title\n\033]2;PWNED\033\\title2\n\033]52;c;SGVsbG8=\007clip\n\033[2J\033[Hclear\ttab\r\n"#
+/// screen, a tab, a CR, and colours left set at the end of a line. Each line
+/// names what it holds after the sequence.
+let hostileOutput = #"caf\351\n\033]0;PWNED\007title\n\033]2;PWNED\033\\title2\n\033]52;c;SGVsbG8=\007clip\n\033[2J\033[Hclear\ttab\r\n\033[1;31mred\n"#
 
 /// `usvc logs` and `usvc events`: verbatim through a pipe, made visible on a
 /// terminal. The terminal is a tmux server of the test's own (not usvc's).
@@ -135,6 +136,26 @@ struct OutputSafetyTests {
     #expect(screen.hasPrefix("[usvc] started pid "), "\(screen.prefix(200))")
     #expect(try terminal.tmux("display", "-p", "#{pane_title}").stdout == terminal.title)
     #expect(try terminal.tmux("list-buffers").stdout == "", "OSC 52 set tmux's clipboard")
+    // NO_COLOR=1 (as the harness sets it): colours are escaped like the rest.
+    #expect(screen.contains(#"\x1b[1;31mred"#))
+  }
+
+  @Test("logs on a terminal keep a job's colours (SGR only, reset at the end of each line) unless NO_COLOR")
+  func terminalColors() throws {
+    let t = try TestHome()
+    try startHostile(t, "co", count: 1)
+    t.environment["NO_COLOR"] = nil
+    let terminal = try UserTerminal(t)
+    let screen = try terminal.run("logs -n 100 co-1; echo after-logs", escapes: true)
+    // Red as the job asked, then back to plain before the next line.
+    #expect(screen.contains("\u{1b}[1;31mred\u{1b}[39m") || screen.contains("\u{1b}[1m\u{1b}[31mred"), "\(screen)")
+    // capture-pane -e writes attributes only where they change: the red ends
+    // between "red" and the next line (tmux writes it as 0, 39 and 49).
+    let between = screen.components(separatedBy: "red").last?.components(separatedBy: "after-logs").first ?? ""
+    #expect(between.contains("\u{1b}[39m") || between.contains("\u{1b}[0m"), "the colour outlasted the line: \(between.debugDescription)")
+    // Everything else is still escaped.
+    #expect(screen.contains(#"\x1b]0;PWNED\x07title"#) && screen.contains(#"\x1b[2J\x1b[Hclear"#))
+    #expect(try terminal.tmux("display", "-p", "#{pane_title}").stdout == terminal.title)
   }
 
   @Test("NO_COLOR set but empty leaves status coloured on a terminal; any value turns colour off")
@@ -326,6 +347,14 @@ struct BoundsAndNitsTests {
     #expect(shown(Array("\u{1b}]0;t\u{07}\r\u{7f}\u{9b}a\tb\nc".utf8)) == #"\x1b]0;t\x07\x0d\x7f\x9ba"# + "\tb" + #"\nc"#)
     #expect(shown(Array("a\tb".utf8), tabs: false) == #"a\tb"#)
     #expect("x\ny\u{1b}".visible == #"x\ny\x1b"#)
+    // Colours (SGR) only, when asked, with a reset at the end.
+    func colored(_ text: String) -> String { String(decoding: Visible.escaped(Array(text.utf8), keepingTabs: true, keepingColors: true), as: UTF8.self) }
+    #expect(colored("\u{1b}[1;31mred\u{1b}[38;5;196m!") == "\u{1b}[1;31mred\u{1b}[38;5;196m!\u{1b}[0m")
+    #expect(colored("\u{1b}[2J\u{1b}[Hx\u{1b}]0;t\u{07}") == #"\x1b[2J\x1b[Hx\x1b]0;t\x07"#)
+    #expect(colored("\u{1b}[1;31") == #"\x1b[1;31"#)
+    #expect(colored("\u{1b}[" + String(repeating: "1", count: 40) + "m") == #"\x1b["# + String(repeating: "1", count: 40) + "m")
+    #expect(colored("plain") == "plain")
+    #expect(shown(Array("\u{1b}[31mred".utf8)) == #"\x1b[31mred"#)
   }
 }
 

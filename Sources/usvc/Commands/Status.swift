@@ -35,9 +35,7 @@ extension USVC {
       if json {
         output(StatusFormat.json(status, systemOnly: systemOnly))
       } else {
-        // NO_COLOR counts only with a value (no-color.org): `NO_COLOR=` leaves colour on.
-        let color = isatty(1) == 1 && !supervisor.environment.contains { $0.hasPrefix("NO_COLOR=") && $0 != "NO_COLOR=" }
-        output(StatusFormat.text(status, systemOnly: systemOnly, color: color))
+        output(StatusFormat.text(status, systemOnly: systemOnly, color: colorWanted()))
       }
     }
 
