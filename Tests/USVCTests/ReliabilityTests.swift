@@ -283,7 +283,9 @@ struct ReliabilityTests {
     #expect(try t.ok("stop", "all").lines.count == 200)
     print("200 jobs: start \(startMs) ms, status \(statusMs) ms, stop all \(Int(Date().timeIntervalSince(began) * 1000)) ms")
     #expect(jobProcesses(t.home).isEmpty)
-    #expect(try t.ok("pidof", "all").stdout == "")
+    let pidof = try t.usvc("pidof", "all")
+    #expect(pidof.status == 1 && pidof.stdout == "")
+    #expect(pidof.stderr.split(separator: "\n").map(String.init) == (1...200).map { "usvc: big-\($0) is not running" })
   }
 }
 
