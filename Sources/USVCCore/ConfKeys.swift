@@ -19,6 +19,12 @@ public enum ConfKeys {
     "desired": (false, .desired), "log-max-bytes": (false, .count), "log-keep": (false, .count), "umask": (false, .octal), "hook-timeout": (false, .seconds),
   ]
 
+  /// The bounds of counts, so that no value makes the runner spin or fill the
+  /// disk with files (`LogRotation`).
+  static let countBounds: [String: (ClosedRange<Int>, String)] = [
+    "job.log-max-bytes": (LogRotation.maxBytesRange, "bytes"), "job.log-keep": (LogRotation.keepRange, "copies"),
+  ]
+
   /// Keys only usvc sets.
   public static let fixed: Set<String> = ["job.name", "job.group"]
 
@@ -67,6 +73,9 @@ public enum ConfKeys {
       guard value == "running" || value == "stopped" else { throw bad("expected running or stopped") }
     case .count:
       guard let number = Int(value), number >= 0 else { throw bad("expected a whole number, 0 or more") }
+      if let (range, unit) = countBounds[key], !range.contains(number) {
+        throw bad("expected \(range.lowerBound) to \(range.upperBound) \(unit)")
+      }
     case .octal:
       guard let number = mode_t(value, radix: 8), number <= 0o777 else { throw bad("expected an octal mode like 022") }
     case .environment:

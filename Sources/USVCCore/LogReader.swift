@@ -3,59 +3,79 @@ import USVCSys
 
 /// Reading job logs for `usvc logs` and the event stream for `usvc events`.
 public enum LogReader {
-  /// The last `count` lines of a log (fewer if it has fewer), reading from its
-  /// end and on into its rotated copies (`PATH.1`, `PATH.2`, …) while the newer
-  /// ones hold too few: right after a rotation `PATH` is short or not there yet.
-  public static func tail(_ path: String, lines count: Int) -> [String] {
+  /// The last `count` lines of a log (fewer if it has fewer), as bytes without
+  /// their newlines, reading from its end and on into its rotated copies, newest
+  /// first (`LogRotation`), while the newer ones hold too few: right after a
+  /// rotation `PATH` is short or not there yet.
+  public static func tail(_ path: String, lines count: Int) -> [ArraySlice<UInt8>] {
     guard count > 0 else { return [] }
-    // A rotation while the copies are read renames them under the reader (what
-    // was read as PATH is then PATH.1 too): read again, a few times at most.
+    // The removal of a copy (the oldest, by a rotation) before it was opened:
+    // read again, a few times at most.
     for _ in 1..<5 {
       if let lines = tailOnce(path, lines: count, checked: true) { return lines }
     }
     return tailOnce(path, lines: count, checked: false) ?? []
   }
 
-  /// `tail`, or nil when `checked` and a name read no longer names the file
-  /// that was read under it.
-  private static func tailOnce(_ path: String, lines count: Int, checked: Bool) -> [String]? {
-    var collected: [UInt8] = []
+  /// `tail`, or nil when `checked` and a copy needed was removed before it was
+  /// opened. The files read are one snapshot: the file opened as PATH, then the
+  /// copies older than it, newest first. A copy's bytes never change once it is
+  /// made; if PATH was rotated after it was opened, it is one of the copies
+  /// listed, and only those older than it are read.
+  private static func tailOnce(_ path: String, lines count: Int, checked: Bool) -> [ArraySlice<UInt8>]? {
+    // Newest first, each file read from its end; newlines counted as they come.
+    var pieces: [[UInt8]] = []
+    var newlines = 0
     var chunk = [UInt8](repeating: 0, count: 65536)
-    var opened: [(name: String, inode: ino_t)] = []
-    var index = 0
-    // Read backwards until count + 1 newlines are seen (the last byte may be one).
-    while collected.lazy.filter({ $0 == 10 }).count <= count {
-      let file = index == 0 ? path : "\(path).\(index)"
-      index += 1
-      guard let fd = try? FileDescriptor.open(file, O_RDONLY) else {
-        if index == 1 { continue }
-        break
-      }
-      defer { fd.close() }
+    /// Reads `fd` backwards until count + 1 newlines are seen (the last byte may be one).
+    func readBackwards(_ fd: FileDescriptor) {
       var info = stat()
       fstat(fd.rawValue, &info)
-      opened.append((file, info.st_ino))
       var end = Int(info.st_size)
-      while end > 0 && collected.lazy.filter({ $0 == 10 }).count <= count {
+      while end > 0 && newlines <= count {
         let size = min(chunk.count, end)
         end -= size
         let got = chunk.withUnsafeMutableBytes { pread(fd.rawValue, $0.baseAddress, size, off_t(end)) }
         guard got == size else { break }
-        collected.insert(contentsOf: chunk[0..<size], at: 0)
+        pieces.append(Array(chunk[0..<size]))
+        newlines += chunk[0..<size].lazy.filter { $0 == 10 }.count
       }
     }
-    if checked && !opened.allSatisfy({ fileStatus($0.name)?.st_ino == $0.inode }) { return nil }
-    var lines = collected.split(separator: 10, omittingEmptySubsequences: false).map {
-      String(decoding: $0, as: UTF8.self)
+    let log = try? FileDescriptor.open(path, O_RDONLY)
+    var inode: ino_t?
+    if let log {
+      var info = stat()
+      fstat(log.rawValue, &info)
+      inode = info.st_ino
+      readBackwards(log)
+      log.close()
     }
-    if lines.last == "" { lines.removeLast() }
+    if newlines <= count {
+      var copies = Array(LogRotation.copies(of: path).reversed())
+      if let inode, fileStatus(path)?.st_ino != inode {
+        // Rotated since it was opened: skip the copies newer than it, and it.
+        if let read = copies.firstIndex(where: { fileStatus(LogRotation.path(path, copy: $0))?.st_ino == inode }) {
+          copies.removeFirst(read + 1)
+        }
+      }
+      for number in copies where newlines <= count {
+        guard let copy = try? FileDescriptor.open(LogRotation.path(path, copy: number), O_RDONLY) else {
+          if checked { return nil }
+          break
+        }
+        readBackwards(copy)
+        copy.close()
+      }
+    }
+    var lines = Array(pieces.reversed().joined()).split(separator: 10, omittingEmptySubsequences: false)
+    if lines.last?.isEmpty == true { lines.removeLast() }
     return Array(lines.suffix(count))
   }
 
   /// Follows files as they grow, across rotation (a renamed file is read to its
   /// end before the new one is opened), calling `emit` with each complete line,
   /// until the process is interrupted.
-  public static func follow(_ sources: [(label: String, path: String)], emit: (String, String) -> Void) -> Never {
+  public static func follow(_ sources: [(label: String, path: String)], emit: (String, ArraySlice<UInt8>) -> Void) -> Never {
     struct Followed {
       var label: String
       var path: String
@@ -84,11 +104,13 @@ public enum LogReader {
         guard count > 0 else { break }
         entry.partial.append(contentsOf: chunk[0..<count])
       }
-      while let newline = entry.partial.firstIndex(of: 10) {
-        let line = String(decoding: entry.partial[..<newline], as: UTF8.self)
-        entry.partial.removeSubrange(...newline)
-        emit(entry.label, line)
+      // Every complete line, then what is left of the partial one moved to the front, once.
+      var start = 0
+      while let newline = entry.partial[start...].firstIndex(of: 10) {
+        emit(entry.label, entry.partial[start..<newline])
+        start = newline + 1
       }
+      entry.partial.removeFirst(start)
     }
     while true {
       for index in followed.indices {

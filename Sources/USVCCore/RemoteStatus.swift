@@ -249,23 +249,63 @@ public struct HostReport: Sendable, Equatable {
   public var output: String
   public var outcome: Outcome
 
-  /// The lines to print for this host, each ending in a newline; empty when
-  /// the host answered with nothing. An unreachable host is one line
-  /// (`HOST  unreachable  REASON`, or `{"host":…,"unreachable":…}` in JSON);
-  /// a failed one is its output, then `HOST  error  MESSAGE` (`"error"` in JSON).
-  public func rendered(json: Bool) -> String {
+  /// The lines to print for this host, each ending in a newline (empty when
+  /// the host answered with nothing), and whether they are clean: the host
+  /// answered and every line it printed is a status line. An unreachable host
+  /// is one line (`HOST  unreachable  REASON`, or `{"host":…,"unreachable":…}`
+  /// in JSON); a failed one is its output, then `HOST  error  MESSAGE`
+  /// (`"error"` in JSON).
+  ///
+  /// What the remote printed is checked, line by line, as it could be anything
+  /// (a login shell's greeting, a program that is not usvc): a status line
+  /// (`HOSTNAME  system  …` or `HOSTNAME  JOB  …`) is kept with its control
+  /// characters made visible; in JSON, a line that is one JSON object is kept
+  /// with DEL and C1 characters written `\u00XX`; any other line becomes an
+  /// error line of this host (`unexpected output: …`, at most 200 characters).
+  public func rendered(json: Bool) -> (text: String, clean: Bool) {
     func line(_ label: String, _ message: String) -> String {
       json
         ? JSON.object([("host", .string(host)), (label, .string(message))]).encoded() + "\n"
         : "\(host)  \(label)  \(message)\n"
     }
-    var text = output
-    if !text.isEmpty && !text.hasSuffix("\n") { text += "\n" }
-    switch outcome {
-    case .answered: return text
-    case .failed(let message): return text + line("error", message)
-    case .unreachable(let reason): return line("unreachable", reason)
+    if case .unreachable(let reason) = outcome { return (line("unreachable", reason), false) }
+    var text = ""
+    var clean = outcome == .answered
+    for remote in output.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).map(String.init) where !remote.trimmed.isEmpty {
+      if json ? JSON.isObject(remote) : Self.isStatusLine(remote) {
+        text += (json ? Self.escapingC1(remote) : remote.visible) + "\n"
+      } else {
+        let shown = remote.visible
+        text += line("error", "unexpected output: " + (shown.count > 200 ? String(shown.prefix(200)) + "…" : shown))
+        clean = false
+      }
     }
+    if case .failed(let message) = outcome { text += line("error", message) }
+    return (text, clean)
+  }
+
+  /// `WORD  system…` or `WORD  NAME…` (NAME of a-z, 0-9 and -, starting with a
+  /// letter): the shape of every line `usvc status` prints.
+  static func isStatusLine(_ line: String) -> Bool {
+    let fields = line.split(separator: "  ", maxSplits: 2, omittingEmptySubsequences: false)
+    guard fields.count >= 2, !fields[0].isEmpty, !fields[0].contains(where: { $0.isWhitespace }) else { return false }
+    let second = fields[1].unicodeScalars
+    return second.first.map { ("a"..."z").contains($0) } == true
+      && second.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
+  }
+
+  /// A JSON text with DEL and C1 characters (which JSON allows raw in
+  /// strings) written as `\u00XX`: the same JSON, safe on a terminal.
+  static func escapingC1(_ json: String) -> String {
+    var result = ""
+    for scalar in json.unicodeScalars {
+      if (0x7f...0x9f).contains(scalar.value) {
+        result += "\\u00" + String(scalar.value, radix: 16)
+      } else {
+        result.unicodeScalars.append(scalar)
+      }
+    }
+    return result
   }
 }
 

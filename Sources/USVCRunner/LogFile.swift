@@ -2,12 +2,25 @@ import Glibc
 import USVCSys
 
 /// A job's log: appended by its runner only, rotated by size to `NAME.log.1`,
-/// `.2`, … Being the only writer is what makes rotation lose nothing: the
-/// rename and reopen happen between two writes.
+/// `.2`, … (the highest the newest: `LogRotation`). Being the only writer is
+/// what makes rotation lose nothing: the rename and reopen happen between two
+/// writes.
 struct LogFile {
   let path: String
-  var maxBytes: Int
-  var keep: Int
+  /// Clamped to `LogRotation.maxBytesRange`: a hand-edited spec cannot make the
+  /// runner rotate after every write.
+  var maxBytes: Int { didSet { maxBytes = Self.clamped(maxBytes, LogRotation.maxBytesRange) } }
+  /// Clamped to `LogRotation.keepRange`. When it shrinks, the next rotation
+  /// looks at the copies again and removes those now too old.
+  var keep: Int {
+    didSet {
+      keep = Self.clamped(keep, LogRotation.keepRange)
+      if keep < oldValue { newestCopy = nil }
+    }
+  }
+  /// The number of the newest copy; nil until the directory has been read (at
+  /// the first rotation, not at start: most runners never rotate).
+  private var newestCopy: Int?
   private var fd: FileDescriptor?
   private var size = 0
   /// Why the last write failed; nil while logging works.
@@ -16,8 +29,12 @@ struct LogFile {
 
   init(path: String, maxBytes: Int, keep: Int) {
     self.path = path
-    self.maxBytes = maxBytes
-    self.keep = keep
+    self.maxBytes = Self.clamped(maxBytes, LogRotation.maxBytesRange)
+    self.keep = Self.clamped(keep, LogRotation.keepRange)
+  }
+
+  private static func clamped(_ value: Int, _ range: ClosedRange<Int>) -> Int {
+    min(max(value, range.lowerBound), range.upperBound)
   }
 
   /// Appends `bytes`. Returns the error when logging just stopped working, so the
@@ -45,7 +62,7 @@ struct LogFile {
       fd = nil
       return fail(error)
     }
-    if size >= maxBytes && maxBytes > 0 { rotate() }
+    if size >= maxBytes { rotate() }
     return nil
   }
 
@@ -56,21 +73,28 @@ struct LogFile {
     return isNew ? error : nil
   }
 
-  /// `NAME.log.(k)` → `.(k+1)` from the oldest kept, `NAME.log` → `.1`; the next
-  /// write opens a new `NAME.log`.
+  /// `NAME.log` → `NAME.log.(newest + 1)`, and the copy `keep` back removed:
+  /// a close, a rename and an unlink, whatever `keep` is. The next write opens
+  /// a new `NAME.log`.
   private mutating func rotate() {
     fd?.close()
     fd = nil
+    let next: Int
+    if let newest = newestCopy {
+      next = newest + 1
+      if keep > 0 && next - keep >= 1 { unlink(LogRotation.path(path, copy: next - keep)) }
+    } else {
+      // Once per runner (and when keep shrinks): carry on from the copies there.
+      let copies = LogRotation.copies(of: path)
+      next = (copies.last ?? 0) + 1
+      for number in copies where number <= next - keep { unlink(LogRotation.path(path, copy: number)) }
+    }
+    newestCopy = next - 1
     guard keep > 0 else {
       unlink(path)
       return
     }
-    // rename replaces its target atomically, so the oldest kept goes without an unlink.
-    var index = keep - 1
-    while index >= 1 {
-      rename("\(path).\(index)", "\(path).\(index + 1)")
-      index -= 1
-    }
-    rename(path, "\(path).1")
+    // The target does not exist: copy numbers only grow.
+    if rename(path, LogRotation.path(path, copy: next)) == 0 { newestCopy = next }
   }
 }

@@ -21,7 +21,13 @@ public struct Signal: Equatable, Hashable, Sendable, CustomStringConvertible {
     "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
   ]
 
-  /// Parses `HUP`, `SIGHUP`, `hup` or a number from 1 to 64; nil for anything else.
+  /// The real-time signals programs may use: glibc keeps the first two of the
+  /// kernel's for itself (32 and 33), so `SIGRTMIN` is 34 here.
+  static let realTime = __libc_current_sigrtmin()...__libc_current_sigrtmax()
+
+  /// Parses `HUP`, `SIGHUP`, `hup`, a real-time signal as kill(1) and bash name
+  /// them (`RTMIN`, `SIGRTMIN+3`, `RTMAX-2`, `RTMAX`) or a number from 1 to 64;
+  /// nil for anything else.
   public init?(parsing text: String) {
     if let number = Int32(text) {
       guard number >= 1, number <= 64 else { return nil }
@@ -30,14 +36,41 @@ public struct Signal: Equatable, Hashable, Sendable, CustomStringConvertible {
     }
     var name = text.uppercased()
     if name.hasPrefix("SIG") { name.removeFirst(3) }
-    guard let index = Signal.names.firstIndex(of: name) else { return nil }
-    self.rawValue = Int32(index + 1)
+    if let index = Signal.names.firstIndex(of: name) {
+      self.rawValue = Int32(index + 1)
+      return
+    }
+    /// The N of `+N` (`-N` when `sign` is "-"), 0 for nothing; nil for anything else.
+    func offset(_ rest: Substring, sign: Character) -> Int32? {
+      if rest.isEmpty { return 0 }
+      let digits = rest.dropFirst()
+      guard rest.first == sign, (1...2).contains(digits.count), digits.allSatisfy({ ("0"..."9").contains($0) }) else {
+        return nil
+      }
+      return Int32(digits)
+    }
+    let number: Int32
+    if name.hasPrefix("RTMIN"), let plus = offset(name.dropFirst(5), sign: "+") {
+      number = Signal.realTime.lowerBound + plus
+    } else if name.hasPrefix("RTMAX"), let minus = offset(name.dropFirst(5), sign: "-") {
+      number = Signal.realTime.upperBound - minus
+    } else {
+      return nil
+    }
+    guard Signal.realTime.contains(number) else { return nil }
+    self.rawValue = number
   }
 
-  /// `SIGTERM`, or `SIG45` for a real-time signal.
+  /// `SIGTERM`; a real-time signal as bash's `kill -l` names it (`SIGRTMIN+3`,
+  /// `SIGRTMAX-2`); `SIG32` for the two glibc keeps.
   public var description: String {
     let index = Int(rawValue) - 1
-    return index >= 0 && index < Signal.names.count ? "SIG" + Signal.names[index] : "SIG\(rawValue)"
+    if index >= 0 && index < Signal.names.count { return "SIG" + Signal.names[index] }
+    let low = Signal.realTime.lowerBound
+    let high = Signal.realTime.upperBound
+    guard Signal.realTime.contains(rawValue) else { return "SIG\(rawValue)" }
+    if rawValue - low <= (high - low) / 2 { return rawValue == low ? "SIGRTMIN" : "SIGRTMIN+\(rawValue - low)" }
+    return rawValue == high ? "SIGRTMAX" : "SIGRTMAX-\(high - rawValue)"
   }
 
   /// Sends this signal to one process. C: `kill(pid, sig)`.

@@ -19,7 +19,9 @@ struct USVC: ParsableCommand {
   /// Errors become one `usvc: …` line on stderr and exit 1 (SPEC), not
   /// ArgumentParser's usage dump and exit 64.
   static func main() {
+    let arguments = Array(CommandLine.arguments.dropFirst())
     do {
+      try checkHelpTopic(arguments)
       var command = try parseAsRoot()
       try command.run()
     } catch let exit as ExitCode {
@@ -29,9 +31,36 @@ struct USVC: ParsableCommand {
         print(fullMessage(for: error))
         Glibc.exit(0)
       }
-      let message = (error as? UsvcError)?.description ?? message(for: error)
-      printError("usvc: " + (message.split(separator: "\n").first.map(String.init) ?? "error"))
+      printError("usvc: " + oneLine(error, arguments: arguments))
       Glibc.exit(1)
+    }
+  }
+
+  /// An error as one whole line. usvc's own messages are escaped whole
+  /// (`visible`: a name holding a newline shows as `\n`). ArgumentParser's may
+  /// go on over lines of its own (a list of the values allowed): the words the
+  /// user typed are escaped in them first, then the first line is kept.
+  static func oneLine(_ error: Error, arguments: [String]) -> String {
+    if let error = error as? UsvcError { return error.description.visible }
+    var message = message(for: error)
+    // `--key=value` is quoted as its value alone.
+    let typed = arguments + arguments.compactMap { word in word.firstIndex(of: "=").map { String(word[word.index(after: $0)...]) } }
+    for word in typed.sorted(by: { $0.count > $1.count }) where word.visible != word {
+      message = message.replacing(word, with: word.visible)
+    }
+    return message.split(separator: "\n").first.map(String.init) ?? "error"
+  }
+
+  /// `usvc help TOPIC…` for a command that does not exist is an error, not the
+  /// overview with exit 0 that ArgumentParser gives.
+  static func checkHelpTopic(_ arguments: [String]) throws {
+    guard arguments.first == "help" else { return }
+    var commands = configuration.subcommands
+    for topic in arguments.dropFirst() {
+      guard let command = commands.first(where: { $0.configuration.commandName == topic }) else {
+        throw ValidationError("no command named '\(topic.visible)': see 'usvc help'")
+      }
+      commands = command.configuration.subcommands
     }
   }
 
@@ -50,6 +79,44 @@ struct USVC: ParsableCommand {
 /// Writes text to stdout now (print buffers, and status lines must come out in order).
 func output(_ text: String) {
   try? FileDescriptor.standardOutput.writeAll(text.hasSuffix("\n") ? text : text + "\n")
+}
+
+/// Whether standard output gets colour: a terminal, and `NO_COLOR` unset or
+/// empty (no-color.org: only a value turns colour off).
+func colorWanted() -> Bool {
+  guard isatty(1) == 1 else { return false }
+  guard let value = getenv("NO_COLOR") else { return true }
+  return value.pointee == 0
+}
+
+/// Lines of bytes for standard output: verbatim when it is not a terminal (so
+/// `usvc logs web-1 > copy` is the log byte for byte, invalid UTF-8 included);
+/// on a terminal, control characters and bytes that are not UTF-8 made visible
+/// (`Visible`, tabs kept, colours kept unless NO_COLOR), so nothing a job
+/// printed can retitle, clear or reprogram the user's terminal or set its clipboard.
+struct LineOutput {
+  let toTerminal = isatty(1) == 1
+  let keepingColors = colorWanted()
+  private var pending: [UInt8] = []
+
+  /// Adds one line (without its newline) after `prefix`, and writes when enough is pending.
+  mutating func add(_ line: some Collection<UInt8>, prefix: String = "") {
+    if toTerminal {
+      pending += Visible.escaped(Array(prefix.utf8) + line, keepingTabs: true, keepingColors: keepingColors)
+    } else {
+      pending += prefix.utf8
+      pending += line
+    }
+    pending.append(UInt8(ascii: "\n"))
+    if pending.count >= 65536 { flush() }
+  }
+
+  /// Writes what is pending now.
+  mutating func flush() {
+    guard !pending.isEmpty else { return }
+    try? FileDescriptor.standardOutput.writeAll(pending)
+    pending.removeAll(keepingCapacity: true)
+  }
 }
 
 /// One or more selectors: job names, groups, `all`, `live`, `dead`.

@@ -173,33 +173,33 @@ struct CoreIntegrationTests {
   func logsAcrossRestarts() throws {
     let t = try TestHome()
     let counter = t.file("counter")
+    // 50 runs of about 130 bytes (with usvc's lines): one rotation at least.
+    let padding = String(repeating: ".", count: 80)
     let job = try t.script("count", """
       [ -e "\(t.file("armed"))" ] || exec sleep 1000
       n=$(cat "\(counter)" 2>/dev/null || echo 0); n=$((n + 1)); echo $n > "\(counter)"
-      echo "line $n"
+      echo "line $n \(padding)"
       [ $n -ge 50 ] && exec sleep 1000
       exit 3
       """)
     // Counting begins with the restart, after the confs: no run is cut short by them.
     try t.ok("start", "--restart", "on-failure", "logged", job)
     try t.ok("conf", "logged-1", "stable-after", "0")
-    try t.ok("conf", "logged-1", "log-max-bytes", "2000")
+    try t.ok("conf", "logged-1", "log-max-bytes", "4096")
     _ = FileManager.default.createFile(atPath: t.file("armed"), contents: nil)
     try t.ok("restart", "logged-1")
     #expect(eventually(within: 20) { t.read(counter) == "50\n" })
     #expect(try eventually { try t.state("logged-1") == .running })
     // The runner may still be copying the last line to the log.
-    #expect(try eventually { try t.usvc("logs", "logged-1", "-n", "1").lines == ["line 50"] })
-    let logs = t.home + "/logs/"
-    #expect(FileManager.default.fileExists(atPath: logs + "logged-1.log.1"))
-    var all = ""
-    for suffix in [".5", ".4", ".3", ".2", ".1", ""] { all += t.read(logs + "logged-1.log" + suffix) ?? "" }
+    #expect(try eventually { try t.usvc("logs", "logged-1", "-n", "1").lines == ["line 50 \(padding)"] })
+    #expect(t.rotatedLogs(of: "logged-1").first == 1)
+    let all = String(decoding: t.wholeLog(of: "logged-1"), as: UTF8.self)
     let lines: [String] = all.split(separator: "\n").filter { $0.hasPrefix("line ") }.map(String.init)
-    let expected: [String] = (1...50).map { "line \($0)" }
+    let expected: [String] = (1...50).map { "line \($0) \(padding)" }
     #expect(lines == expected)
     #expect(all.split(separator: "\n").allSatisfy { $0.hasPrefix("line ") || $0.hasPrefix("[usvc] ") })
     let tail = try t.ok("logs", "logged-1", "-n", "2").lines
-    #expect(tail == ["[usvc] started pid \(try t.pid("logged-1")!)", "line 50"])
+    #expect(tail == ["[usvc] started pid \(try t.pid("logged-1")!)", "line 50 \(padding)"])
   }
 
   @Test("kill -s HUP reaches the job, which keeps running")
@@ -249,6 +249,9 @@ struct CoreIntegrationTests {
     (["start", "-e", "NOEQUALS", "web", "true"], "usvc: bad environment setting 'NOEQUALS': expected KEY=VALUE"),
     (["start", "--restart", "sometimes", "web", "true"],
      "usvc: The value 'sometimes' is invalid for '--restart <restart>'. Please provide one of 'always', 'on-failure' or 'never'."),
+    (["help", "nope"], "usvc: no command named 'nope': see 'usvc help'"),
+    (["stop", "web\nx"], "usvc: no job or group named 'web\\nx'"),
+    (["kill", "-s", "RTMIN+99", "web"], "usvc: unknown signal 'RTMIN+99'"),
   ])
   func refusals(arguments: [String], message: String) throws {
     let t = try TestHome()
@@ -373,44 +376,48 @@ struct LogsAndStatusDetailTests {
   /// Starts GROUP-1 printing `n 1`, `n 2`, … (with `pause` between lines, or
   /// flat out), restarted once `confs` are set.
   func startCounter(_ t: TestHome, _ group: String, pause: String?, confs: [(key: String, value: String)]) throws {
-    let job = try t.script("counter", "i=0; while :; do i=$((i + 1)); echo \"n $i\"\(pause.map { "; sleep \($0)" } ?? ""); done")
+    let job = try t.script("counter", "i=0; while :; do i=$((i + 1)); echo \"n $i \(Self.padding)\"\(pause.map { "; sleep \($0)" } ?? ""); done")
     try t.ok("start", group, job)
     for conf in confs { try t.ok("conf", "\(group)-1", conf.key, conf.value) }
     try t.ok("restart", "\(group)-1")
   }
 
-  /// The N of every `n N` line.
-  func counted(_ lines: [String]) -> [Int] { lines.compactMap { $0.hasPrefix("n ") ? Int($0.dropFirst(2)) : nil } }
+  /// After each counter's number: lines of about 100 bytes, so that the
+  /// smallest log-max-bytes (4096) rotates often.
+  static let padding = String(repeating: ".", count: 90)
+
+  /// The N of every `n N …` line.
+  func counted(_ lines: [String]) -> [Int] {
+    lines.compactMap { $0.hasPrefix("n ") ? Int($0.dropFirst(2).prefix { $0 != " " }) : nil }
+  }
 
   @Test("logs -f follows a job across log rotation without losing or repeating a line")
   func followAcrossRotation() throws {
     let t = try TestHome()
-    try startCounter(t, "fl", pause: "0.005", confs: [("log-max-bytes", "200")])
-    let rotated = t.home + "/logs/fl-1.log.1"
-    var info = stat()
-    #expect(eventually { stat(rotated, &info) == 0 })
-    let rotatedBefore = info.st_ino
+    try startCounter(t, "fl", pause: "0.005", confs: [("log-max-bytes", "4096")])
+    #expect(eventually { !t.rotatedLogs(of: "fl-1").isEmpty })
+    let newestBefore = t.rotatedLogs(of: "fl-1").last ?? 0
     let outcome = try TestHome.run(["/usr/bin/timeout", "3", usvcBinary, "logs", "-n", "0", "-f", "fl-1"], environment: t.environment)
     #expect(outcome.status == 124)  // Ended by timeout: -f follows until interrupted.
     let numbers = counted(outcome.lines)
     #expect(numbers.count > 20)
     #expect(numbers == Array((numbers.first ?? 0)...(numbers.last ?? 0)), "a gap or a repeat")
-    // The log rotated while it was followed (NAME.log.1 is another file now).
-    #expect(eventually { stat(rotated, &info) == 0 && info.st_ino != rotatedBefore })
+    // The log rotated while it was followed.
+    #expect((t.rotatedLogs(of: "fl-1").last ?? 0) > newestBefore)
   }
 
   @Test("logs -n while the log rotates many times a second: the last lines, consecutive, none twice")
   func tailDuringRotation() throws {
     let t = try TestHome()
-    try startCounter(t, "tr", pause: nil, confs: [("log-max-bytes", "200"), ("log-keep", "40")])
-    #expect(eventually { FileManager.default.fileExists(atPath: t.home + "/logs/tr-1.log.40") })
+    try startCounter(t, "tr", pause: nil, confs: [("log-max-bytes", "4096"), ("log-keep", "40")])
+    #expect(eventually { t.rotatedLogs(of: "tr-1").count == 40 })
     for _ in 1...30 {
       // The last line may be one the job is still writing: shown as far as it goes.
       var lines = try t.ok("logs", "tr-1", "-n", "400").lines
       let last = lines.removeLast()
       let numbers = counted(lines)
       #expect(numbers.count == 399 && numbers == Array((numbers.first ?? 0)..<((numbers.first ?? 0) + 399)), "\(numbers)")
-      #expect("n \((numbers.last ?? 0) + 1)".hasPrefix(last), "\(last) after \(numbers.last ?? 0)")
+      #expect("n \((numbers.last ?? 0) + 1) \(Self.padding)".hasPrefix(last), "\(last) after \(numbers.last ?? 0)")
     }
   }
 

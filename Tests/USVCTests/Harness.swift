@@ -140,3 +140,20 @@ func eventually(within seconds: Double = 10, _ condition: () throws -> Bool) ret
   }
   return try condition()
 }
+
+extension TestHome {
+  /// The numbers of a job's rotated logs (`NAME.log.N`), oldest first: copies
+  /// are numbered in the order they were made.
+  func rotatedLogs(of job: String) -> [Int] {
+    let prefix = job + ".log."
+    return directoryEntries(home + "/logs").compactMap { $0.hasPrefix(prefix) ? Int($0.dropFirst(prefix.count)) : nil }.sorted()
+  }
+
+  /// Everything a job's log holds, its rotated copies (oldest first) then `NAME.log`, as bytes.
+  func wholeLog(of job: String) -> [UInt8] {
+    let logs = home + "/logs/" + job + ".log"
+    return (rotatedLogs(of: job).map { "\(logs).\($0)" } + [logs]).flatMap { path in
+      FileManager.default.contents(atPath: path).map { [UInt8]($0) } ?? []
+    }
+  }
+}

@@ -146,6 +146,35 @@ struct HostsTests {
     #expect(!FileManager.default.fileExists(atPath: marker))
   }
 
+  @Test("a remote login that prints more than usvc (a greeting, an escape sequence): every line begins with a host, nothing reaches the terminal raw, --json stays JSON Lines, exit 2")
+  func noisyRemote() throws {
+    let s = try SSHHosts()
+    // What a chatty shell startup file does before the remote usvc runs.
+    s.local.environment["USVC_REMOTE_COMMAND"] = try s.local.script(
+      "noisy-usvc", #"printf 'not json at all\033]0;PWNED\007\n'; exec "# + "'\(usvcBinary)'" + #" "$@""#)
+    let text = try s.local.usvc("status", "--hosts", "hosta,hostb")
+    #expect(text.status == 2)
+    #expect(text.stderr == "")
+    #expect(secondFields(text) == ["error", "system", "alpha-1", "error", "system", "beta-1", "beta-2"])
+    #expect(text.lines.filter { $0.hasPrefix("host") } == [
+      #"hosta  error  unexpected output: not json at all\x1b]0;PWNED\x07"#,
+      #"hostb  error  unexpected output: not json at all\x1b]0;PWNED\x07"#,
+    ])
+    #expect(text.lines.allSatisfy { $0.hasPrefix("hosta  ") || $0.hasPrefix("hostb  ") || $0.hasPrefix(hostName() + "  ") })
+    #expect(!text.stdout.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" })
+
+    let json = try s.local.usvc("status", "--json", "--hosts", "hosta,hostb")
+    #expect(json.status == 2)
+    let objects = try json.lines.map { line in
+      try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")
+    }
+    try #require(objects.count == 4, "\(json.stdout)")
+    #expect(objects[0] as? [String: String] == ["host": "hosta", "error": #"unexpected output: not json at all\x1b]0;PWNED\x07"#])
+    #expect(objects[1]["host"] as? String == hostName() && objects[1]["jobs"] != nil)
+    #expect(objects[2] as? [String: String] == ["host": "hostb", "error": #"unexpected output: not json at all\x1b]0;PWNED\x07"#])
+    #expect(objects[3]["host"] as? String == hostName() && objects[3]["jobs"] != nil)
+  }
+
   @Test("--hosts-file names one host per line; comments and blank lines are skipped")
   func hostsFile() throws {
     let s = try SSHHosts()
@@ -328,11 +357,56 @@ struct CoreHostsTests {
   @Test("an unreachable host renders as one line, a failed one as its output then an error line")
   func rendering() {
     let down = HostReport(host: "b", output: "partial", outcome: .unreachable("timed out after 20 s"))
-    #expect(down.rendered(json: false) == "b  unreachable  timed out after 20 s\n")
-    #expect(down.rendered(json: true) == #"{"host":"b","unreachable":"timed out after 20 s"}"# + "\n")
+    #expect(down.rendered(json: false) == ("b  unreachable  timed out after 20 s\n", false))
+    #expect(down.rendered(json: true) == (#"{"host":"b","unreachable":"timed out after 20 s"}"# + "\n", false))
     let failed = HostReport(host: "a", output: "a  system", outcome: .failed("no job or group named 'x'"))
-    #expect(failed.rendered(json: false) == "a  system\na  error  no job or group named 'x'\n")
-    #expect(failed.rendered(json: true) == "a  system\n" + #"{"host":"a","error":"no job or group named 'x'"}"# + "\n")
-    #expect(HostReport(host: "c", output: "", outcome: .answered).rendered(json: false) == "")
+    #expect(failed.rendered(json: false) == ("a  system\na  error  no job or group named 'x'\n", false))
+    let failedJSON = HostReport(host: "a", output: #"{"host":"a"}"#, outcome: .failed("no job or group named 'x'"))
+    #expect(failedJSON.rendered(json: true) == (#"{"host":"a"}"# + "\n" + #"{"host":"a","error":"no job or group named 'x'"}"# + "\n", false))
+    #expect(HostReport(host: "c", output: "", outcome: .answered).rendered(json: false) == ("", true))
+  }
+
+  @Test("what a remote prints is checked: status lines kept with control characters escaped, anything else an error line of that host")
+  func remoteOutputChecked() {
+    let noisy = HostReport(
+      host: "h",
+      output: "not json at all\u{1b}]0;PWNED\u{07}\nvm  system  up 1s\nvm  web-1  web  running  /bin/x \u{1b}[2J\u{9b}1m\n\nWelcome to vm\n",
+      outcome: .answered)
+    let text = noisy.rendered(json: false)
+    #expect(text.text == """
+      h  error  unexpected output: not json at all\\x1b]0;PWNED\\x07
+      vm  system  up 1s
+      vm  web-1  web  running  /bin/x \\x1b[2J\\x9b1m
+      h  error  unexpected output: Welcome to vm
+
+      """)
+    #expect(!text.clean)
+    #expect(HostReport(host: "h", output: "vm  system  up 1s\r\nvm  a-1  a\n", outcome: .answered).rendered(json: false) == ("vm  system  up 1s\nvm  a-1  a\n", true))
+    let long = HostReport(host: "h", output: String(repeating: "x", count: 500), outcome: .answered).rendered(json: false).text
+    #expect(long == "h  error  unexpected output: " + String(repeating: "x", count: 200) + "…\n")
+
+    let json = HostReport(
+      host: "h",
+      output: #"not json at all"# + "\u{1b}[2J\n" + #"{"host":"vm","jobs":[{"name":"a-1","command":["x\u001b","\#u{9b}"]}]}"# + "\n[1]\n{\"a\":\n",
+      outcome: .answered
+    ).rendered(json: true)
+    #expect(json.text == """
+      {"host":"h","error":"unexpected output: not json at all\\\\x1b[2J"}
+      {"host":"vm","jobs":[{"name":"a-1","command":["x\\u001b","\\u009b"]}]}
+      {"host":"h","error":"unexpected output: [1]"}
+      {"host":"h","error":"unexpected output: {\\"a\\":"}
+
+      """)
+    #expect(!json.clean)
+  }
+
+  @Test("JSON.isObject takes one well-formed object and nothing else", arguments: [
+    (#"{}"#, true), (#" {"a":[1,-2.5e3,true,false,null,"x\"\\\/\b\f\n\r\t\u00e9"],"b":{}} "#, true),
+    (#"{"a":1}{"#, false), (#"[{}]"#, false), (#""{}""#, false), (#"{"a":01}"#, false), (#"{"a":1.}"#, false),
+    (#"{"a":"\x"}"#, false), ("{\"a\":\"\u{1b}\"}", false), (#"{a:1}"#, false), (#"{"a":1,}"#, false),
+    (#"{"a":tru}"#, false), (#"{"a":"\u12g4"}"#, false), ("", false), (String(repeating: "{\"a\":", count: 100) + "1" + String(repeating: "}", count: 100), false),
+  ])
+  func jsonObjects(text: String, valid: Bool) {
+    #expect(JSON.isObject(text) == valid, "\(text)")
   }
 }

@@ -151,6 +151,11 @@ struct ConfKeyValidationTests {
 
 @Suite("log tail")
 struct LogTailTests {
+  /// The tail of `log` as text.
+  func tail(_ log: String, lines: Int) -> [String] {
+    LogReader.tail(log, lines: lines).map { String(decoding: $0, as: UTF8.self) }
+  }
+
   /// Writes `files` (name → text) into a new folder; returns the folder's log path.
   func logs(_ t: TestHome, _ files: [String: String]) -> String {
     for (name, text) in files { _ = FileManager.default.createFile(atPath: t.file(name), contents: Data(text.utf8)) }
@@ -161,32 +166,32 @@ struct LogTailTests {
   func lastLines() throws {
     let t = try TestHome()
     let log = logs(t, ["j.log": "a\nb\n\nc\n"])
-    #expect(LogReader.tail(log, lines: 2) == ["", "c"])
-    #expect(LogReader.tail(log, lines: 10) == ["a", "b", "", "c"])
-    #expect(LogReader.tail(log, lines: 0) == [])
-    #expect(LogReader.tail(t.file("none.log"), lines: 5) == [])
+    #expect(tail(log, lines: 2) == ["", "c"])
+    #expect(tail(log, lines: 10) == ["a", "b", "", "c"])
+    #expect(tail(log, lines: 0) == [])
+    #expect(tail(t.file("none.log"), lines: 5) == [])
   }
 
   @Test("a last line still being written is shown as far as it goes")
   func partialLine() throws {
     let t = try TestHome()
     let log = logs(t, ["j.log": "a\nb\nhalf"])
-    #expect(LogReader.tail(log, lines: 2) == ["b", "half"])
+    #expect(tail(log, lines: 2) == ["b", "half"])
   }
 
-  @Test("lines go on into the rotated copies, oldest first, stopping at the first missing copy")
+  @Test("lines go on into the rotated copies, the highest number the newest; other names are not copies")
   func rotatedCopies() throws {
     let t = try TestHome()
-    let log = logs(t, ["j.log": "5\n6\n", "j.log.1": "3\n4\n", "j.log.2": "1\n2\n", "j.log.4": "never\n"])
-    #expect(LogReader.tail(log, lines: 3) == ["4", "5", "6"])
-    #expect(LogReader.tail(log, lines: 100) == ["1", "2", "3", "4", "5", "6"])
+    let log = logs(t, ["j.log": "5\n6\n", "j.log.2": "3\n4\n", "j.log.1": "1\n2\n", "j.log.x": "never\n", "j.log.01": "never\n"])
+    #expect(tail(log, lines: 3) == ["4", "5", "6"])
+    #expect(tail(log, lines: 100) == ["1", "2", "3", "4", "5", "6"])
   }
 
   @Test("right after a rotation the log may not exist yet: the copies still give the tail")
   func justRotated() throws {
     let t = try TestHome()
     let log = logs(t, ["j.log.1": "1\n2\n3\n"])
-    #expect(LogReader.tail(log, lines: 2) == ["2", "3"])
+    #expect(tail(log, lines: 2) == ["2", "3"])
   }
 
   @Test("a log larger than one read: the tail across read boundaries, and a long line whole")
@@ -195,8 +200,8 @@ struct LogTailTests {
     let long = String(repeating: "x", count: 100_000)
     let text = (1...20_000).map { "line \($0)" }.joined(separator: "\n") + "\n" + long + "\nlast\n"
     let log = logs(t, ["j.log": text])
-    #expect(LogReader.tail(log, lines: 3) == ["line 20000", long, "last"])
-    #expect(LogReader.tail(log, lines: 20_002).first == "line 1")
+    #expect(tail(log, lines: 3) == ["line 20000", long, "last"])
+    #expect(tail(log, lines: 20_002).first == "line 1")
   }
 }
 

@@ -31,7 +31,7 @@ struct ReliabilityTests {
       """)
     try t.ok("start", "cy", job)
     try t.ok("conf", "cy-1", "stable-after", "0")
-    try t.ok("conf", "cy-1", "log-max-bytes", "4000")
+    try t.ok("conf", "cy-1", "log-max-bytes", "4096")
     try t.ok("conf", "cy-1", "log-keep", "100")
     _ = FileManager.default.createFile(atPath: t.file("armed"), contents: nil)
     let began = Date()
@@ -60,13 +60,11 @@ struct ReliabilityTests {
     #expect(children.filter { $0.state == "Z" }.isEmpty, "zombies: \(children.filter { $0.state == "Z" }.map(\.pid))")
     #expect(children.map(\.pid) == [job1000])
 
-    // Every line, once, in order, across NAME.log.N … NAME.log.
-    let logs = t.home + "/logs/"
-    let rotated = directoryEntries(logs).compactMap { $0.hasPrefix("cy-1.log.") ? Int($0.dropFirst(9)) : nil }.sorted()
+    // Every line, once, in order, across NAME.log.1 … NAME.log.N, NAME.log.
+    let rotated = t.rotatedLogs(of: "cy-1")
     #expect(rotated.count >= 10 && rotated.count < 100, "rotations kept: \(rotated.count)")
-    var text = ""
-    for index in rotated.reversed() { text += t.read(logs + "cy-1.log.\(index)") ?? "" }
-    text += t.read(logs + "cy-1.log") ?? ""
+    #expect(rotated == Array(1...(rotated.last ?? 0)), "copies are numbered in the order they were made")
+    let text = String(decoding: t.wholeLog(of: "cy-1"), as: UTF8.self)
     let lines = text.split(separator: "\n").filter { $0.hasPrefix("line ") }.map(String.init)
     #expect(lines == (1...1000).map { "line \($0)" })
     // usvc logs reads back through the rotated copies too.
@@ -282,7 +280,9 @@ struct ReliabilityTests {
     #expect(try t.ok("stop", "all").lines.count == 200)
     print("200 jobs: start \(startMs) ms, status \(statusMs) ms, stop all \(Int(Date().timeIntervalSince(began) * 1000)) ms")
     #expect(jobProcesses(t.home).isEmpty)
-    #expect(try t.ok("pidof", "all").stdout == "")
+    let pidof = try t.usvc("pidof", "all")
+    #expect(pidof.status == 1 && pidof.stdout == "")
+    #expect(pidof.stderr.split(separator: "\n").map(String.init) == (1...200).map { "usvc: big-\($0) is not running" })
   }
 }
 
@@ -391,11 +391,12 @@ struct HostileInputAndSecurityTests {
     let t = try TestHome()
     let secret = "s3cret-\(UInt64.random(in: 1...UInt64.max))"
     t.environment["SECRET_TOKEN"] = secret
-    let job = try t.script("chatty", "i=0; while [ $i -lt 40 ]; do i=$((i + 1)); echo \"line $i\"; done; exec sleep 1000")
+    // About 8.6 KB a run: two rotations at the smallest log-max-bytes.
+    let job = try t.script("chatty", "i=0; while [ $i -lt 80 ]; do i=$((i + 1)); echo \"line $i \(String(repeating: ".", count: 100))\"; done; exec sleep 1000")
     // The caller's umask lets everyone read everything: usvc's own files must stay private anyway.
     let started = try TestHome.run(["/bin/sh", "-c", "umask 000; exec \"$@\"", "sh", usvcBinary, "start", "sec", job], environment: t.environment)
     #expect(started.status == 0, "\(started.stderr)")
-    try t.ok("conf", "sec-1", "log-max-bytes", "100")
+    try t.ok("conf", "sec-1", "log-max-bytes", "4096")
     try t.ok("restart", "sec-1")
     #expect(eventually { FileManager.default.fileExists(atPath: t.home + "/logs/sec-1.log.2") })
     let pid = try #require(try t.pid("sec-1"))
@@ -405,7 +406,7 @@ struct HostileInputAndSecurityTests {
     var info = stat()
     #expect(stat(t.home, &info) == 0 && info.st_mode & 0o777 == 0o700)
     for path in ["jobs/sec-1.conf", "jobs/.lock", "run/sec-1.spec", "run/sec-1.state", "run/sec-1.lock", "logs/sec-1.log.1", "logs/sec-1.log.2", "events.log", "tmux.conf"] {
-      // The new run is still printing, so a rotation may be shifting `.2` this very moment.
+      // The new run may still be printing (copies never move, but the log itself is renamed).
       #expect(eventually { stat(t.home + "/" + path, &info) == 0 }, "\(path) is missing")
       #expect(info.st_mode & 0o777 == 0o600, "\(path): \(String(info.st_mode & 0o777, radix: 8))")
     }
@@ -518,6 +519,11 @@ struct HostileCase: Sendable, CustomTestStringConvertible {
     HostileCase("kill -s 0", ["kill", "-s", "0", "fx-1"], "usvc: unknown signal '0'"),
     HostileCase("kill -s 99", ["kill", "-s", "99", "fx-1"], "usvc: unknown signal '99'"),
     HostileCase("kill -s SIGNOPE", ["kill", "-s", "SIGNOPE", "fx-1"], "usvc: unknown signal 'SIGNOPE'"),
+    HostileCase("kill -s RTMIN+31", ["kill", "-s", "RTMIN+31", "fx-1"], "usvc: unknown signal 'RTMIN+31'"),
+    HostileCase("kill -s RTMAX+1", ["kill", "-s", "RTMAX+1", "fx-1"], "usvc: unknown signal 'RTMAX+1'"),
+    // Jobs that are not running (fx-1 exited).
+    HostileCase("kill of a job not running", ["kill", "fx-1"], "usvc: fx-1 is not running"),
+    HostileCase("pidof of a job not running", ["pidof", "fx-1"], "usvc: fx-1 is not running"),
     // Conf keys and values.
     HostileCase("unknown conf key", ["conf", "fx-1", "colour", "red"], "usvc: unknown conf key 'colour'"),
     HostileCase("stop-timeout -5", ["conf", "fx-1", "stop-timeout", "-5"], "usvc: bad value for job.stop-timeout: '-5': expected a number of seconds, 0 or more"),
@@ -535,6 +541,12 @@ struct HostileCase: Sendable, CustomTestStringConvertible {
     HostileCase("after itself", ["conf", "fx-1", "after", "fx-1"], "usvc: dependency cycle: fx-1 -> fx-1"),
     HostileCase("after its own group", ["conf", "fx-1", "after", "fx"], "usvc: dependency cycle: fx-1 -> fx-1"),
     HostileCase("start after its own group", ["start", "--after", "fx", "fx", "true"], "usvc: dependency cycle: fx-2 -> fx-2"),
+    // Log rotation bounds: a tiny size with many copies made the runner spin.
+    HostileCase("log-keep 100000", ["conf", "fx-1", "log-keep", "100000"], "usvc: bad value for job.log-keep: '100000': expected 0 to 1000 copies"),
+    HostileCase("log-keep -1", ["conf", "fx-1", "log-keep", "-1"], "usvc: bad value for job.log-keep: '-1': expected a whole number, 0 or more"),
+    HostileCase("log-max-bytes 100", ["conf", "fx-1", "log-max-bytes", "100"], "usvc: bad value for job.log-max-bytes: '100': expected 4096 to 1099511627776 bytes"),
+    HostileCase("log-max-bytes 0", ["conf", "fx-1", "log-max-bytes", "0"], "usvc: bad value for job.log-max-bytes: '0': expected 4096 to 1099511627776 bytes"),
+    HostileCase("log-max-bytes 2 TiB", ["conf", "fx-1", "log-max-bytes", "2199023255552"], "usvc: bad value for job.log-max-bytes: '2199023255552': expected 4096 to 1099511627776 bytes"),
     // CR (a NUL cannot be passed in argv at all: the kernel ends each argument at the first NUL).
     HostileCase("CR in a conf value", ["conf", "fx-1", "args", "a\rb"], "usvc: bad value for job.args: 'a\\x0db': \(controlCharacters)"),
     HostileCase("CR in an argument", ["start", "g", "true", "a\rb"], "usvc: bad value for job.args: 'a\\x0db': \(controlCharacters)"),
@@ -553,6 +565,15 @@ struct HostileCase: Sendable, CustomTestStringConvertible {
     HostileCase("pidof nope", ["pidof", "nope"], "usvc: no job or group named 'nope'"),
     HostileCase("show nope", ["show", "nope"], "usvc: no job named 'nope'"),
     HostileCase("conf nope", ["conf", "nope"], "usvc: no job named 'nope'"),
+    // A newline in a name or value: the message stays one whole line, the newline shown as \n.
+    HostileCase("stop a name with a newline", ["stop", "fx-1\nx"], "usvc: no job or group named 'fx-1\\nx'"),
+    HostileCase("show a name with a newline", ["show", "a\njob.cmd: /bin/evil"], "usvc: no job named 'a\\njob.cmd: /bin/evil'"),
+    HostileCase("logs -n with a newline", ["logs", "-n", "1\n2", "fx-1"], "usvc: The value '1\\n2' is invalid for '-n <n>'"),
+    HostileCase("--restart= with a newline", ["start", "--restart=a\nb", "g", "true"],
+                "usvc: The value 'a\\nb' is invalid for '--restart <restart>'. Please provide one of 'always', 'on-failure' or 'never'."),
+    // Help topics that are no command.
+    HostileCase("help nope", ["help", "nope"], "usvc: no command named 'nope': see 'usvc help'"),
+    HostileCase("help start nope", ["help", "start", "nope"], "usvc: no command named 'nope': see 'usvc help'"),
     // USVC_HOME that usvc must not use.
     HostileCase("home is a file", ["jobs"], "usvc: USVC_HOME {ROOT}/afile is not a directory", setup: .homeIsFile),
     HostileCase("home world-writable", ["status"], "usvc: USVC_HOME {HOME} is writable by others (mode 777): run chmod 700 {HOME}", setup: .homeMode(0o777)),

@@ -18,9 +18,15 @@ extension USVC {
     func run() throws {
       let supervisor = try USVC.supervisor(forWriting: false)
       let path = supervisor.home.eventsLog
-      for line in LogReader.tail(path, lines: n) { output(line) }
+      // Details can hold what a job or user wrote (a path, an exec error): escaped on a terminal.
+      var lines = LineOutput()
+      for line in LogReader.tail(path, lines: n) { lines.add(line) }
+      lines.flush()
       guard follow else { return }
-      LogReader.follow([("", path)]) { _, line in output(line) }
+      LogReader.follow([("", path)]) { _, line in
+        lines.add(line)
+        lines.flush()
+      }
     }
   }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import USVCCore
+import USVCSys
 
 extension USVC {
   struct Jobs: ParsableCommand {
@@ -15,7 +16,8 @@ extension USVC {
 
   struct Pidof: ParsableCommand {
     static let configuration = CommandConfiguration(
-      commandName: "pidof", abstract: "Print the main pid of each running job, one per line.")
+      commandName: "pidof",
+      abstract: "Print the main pid of each running job, one per line; a job that is not running is named on stderr.")
     @OptionGroup var selection: SelectorArguments
 
     func validate() throws {
@@ -24,8 +26,16 @@ extension USVC {
 
     func run() throws {
       let supervisor = try USVC.supervisor(forWriting: false)
-      let pids = try supervisor.select(selection.selectors).compactMap { supervisor.view($0).pid }
-      if !pids.isEmpty { output(pids.map(String.init).joined(separator: "\n")) }
+      var found = false
+      for name in try supervisor.select(selection.selectors) {
+        if let pid = supervisor.view(name).pid {
+          output(String(pid))
+          found = true
+        } else {
+          printError("usvc: \(name) is not running")
+        }
+      }
+      if !found { throw ExitCode.failure }
     }
   }
 }

@@ -19,7 +19,11 @@ extension USVC {
       let supervisor = try USVC.supervisor(forWriting: false)
       let names = try supervisor.select(selection.selectors)
       let sent = Signal(parsing: signal)!
-      for name in supervisor.kill(sent, names) { output("sent \(sent) to \(name)") }
+      let signalled = Set(supervisor.kill(sent, names))
+      for name in names {
+        if signalled.contains(name) { output("sent \(sent) to \(name)") } else { printError("usvc: \(name) is not running") }
+      }
+      if signalled.isEmpty { throw ExitCode.failure }
     }
   }
 }

@@ -4,7 +4,12 @@ import USVCCore
 extension USVC {
   struct Logs: ParsableCommand {
     static let configuration = CommandConfiguration(
-      commandName: "logs", abstract: "Show the last lines of jobs' logs; with several jobs each line is prefixed 'NAME | '.")
+      commandName: "logs", abstract: "Show the last lines of jobs' logs; with several jobs each line is prefixed 'NAME | '.",
+      discussion: """
+        Through a pipe or into a file the log's bytes are passed on unchanged. On a terminal, control \
+        characters and bytes that are not UTF-8 are shown as \\x1b, \\xe9, … (tabs kept; colours kept \
+        unless NO_COLOR has a value), so a job's output cannot retitle, clear or reprogram the terminal.
+        """)
     // .unconditional: `-n -1` is a bad count, not a missing value.
     @Option(name: .short, parsing: .unconditional, help: "How many lines of each log.")
     var n: Int = 10
@@ -20,14 +25,17 @@ extension USVC {
       let supervisor = try USVC.supervisor(forWriting: false)
       let names = try supervisor.select(selection.selectors)
       let prefixed = names.count > 1
+      var lines = LineOutput()
       for name in names {
         for line in LogReader.tail(supervisor.home.paths(name).log, lines: n) {
-          output(prefixed ? "\(name) | \(line)" : line)
+          lines.add(line, prefix: prefixed ? "\(name) | " : "")
         }
       }
+      lines.flush()
       guard follow else { return }
       LogReader.follow(names.map { ($0, supervisor.home.paths($0).log) }) { name, line in
-        output(prefixed ? "\(name) | \(line)" : line)
+        lines.add(line, prefix: prefixed ? "\(name) | " : "")
+        lines.flush()
       }
     }
   }

@@ -36,8 +36,7 @@ extension USVC {
       if json {
         output(StatusFormat.json(status, systemOnly: systemOnly))
       } else {
-        let color = isatty(1) == 1 && supervisor.environment.allSatisfy { !$0.hasPrefix("NO_COLOR=") }
-        output(StatusFormat.text(status, systemOnly: systemOnly, color: color))
+        output(StatusFormat.text(status, systemOnly: systemOnly, color: colorWanted()))
       }
     }
 
@@ -48,9 +47,9 @@ extension USVC {
         json: json, systemOnly: systemOnly, environment: processEnvironment())
       var allAnswered = true
       remote.run { report in
-        let text = report.rendered(json: json)
-        if !text.isEmpty { output(text) }
-        if report.outcome != .answered { allAnswered = false }
+        let rendered = report.rendered(json: json)
+        if !rendered.text.isEmpty { output(rendered.text) }
+        if !rendered.clean { allAnswered = false }
       }
       if !allAnswered { throw ExitCode(2) }
     }
