@@ -25,6 +25,8 @@ public struct Runner {
   let slave: FileDescriptor
   let slavePath: String
   var paneOpen = true
+  /// The job's output on its way to the pane, which may skip; the log never does.
+  var pane = PaneFeed()
   /// Monotonic time the current run began.
   var runBegan: Double = 0
   /// Whether the last byte written to the log was the end of a line.
@@ -133,14 +135,21 @@ public struct Runner {
   /// One `poll` on the signals, the job's output and the pane's input, until
   /// the machine's next deadline.
   mutating func waitForSomething() {
+    let now = monotonicClock()
+    let paneWaitsForRoom = paneOpen && pane.waitsForRoom(now: now)
     var fds = [
       pollfd(fd: signals.rawValue, events: Int16(POLLIN), revents: 0),
       pollfd(fd: master.rawValue, events: Int16(POLLIN), revents: 0),
       pollfd(fd: paneOpen ? 0 : -1, events: Int16(POLLIN), revents: 0),
+      pollfd(fd: paneWaitsForRoom ? pane.fd : -1, events: Int16(POLLOUT), revents: 0),
     ]
     var timeout: Int32 = -1
     if let deadline = machine.deadline {
-      timeout = Int32(max(0, min(3_600_000, ((deadline - monotonicClock()) * 1000).rounded(.up))))
+      timeout = Int32(max(0, min(3_600_000, ((deadline - now) * 1000).rounded(.up))))
+    }
+    if paneOpen && pane.isSkipping && !paneWaitsForRoom {
+      let due = Int32(max(0, ((pane.resumeAt - now) * 1000).rounded(.up)))
+      timeout = timeout < 0 ? due : min(timeout, due)
     }
     if spec.propagate && !spec.after.isEmpty, case .running = machine.state {
       timeout = timeout < 0 ? 250 : min(timeout, 250)
@@ -149,12 +158,13 @@ public struct Runner {
       let due = Int32(max(0, min(3_600_000, ((hookDeadline - monotonicClock()) * 1000).rounded(.up))))
       timeout = timeout < 0 ? due : min(timeout, due)
     }
-    let ready = poll(&fds, 3, timeout)
+    let ready = poll(&fds, 4, timeout)
     if ready < 0 && errno != EINTR {
       Runner.say("usvc-runner \(paths.name): fatal: poll: \(Errno.current)")
       exit(1)
     }
     if fds[1].revents != 0 { pumpOutput() }
+    if fds[3].revents != 0 { pane.resume() }
     if fds[2].revents != 0 { forwardInput() }
     if fds[0].revents != 0 { handleSignals() }
     if let deadline = machine.deadline, monotonicClock() >= deadline {
@@ -196,8 +206,9 @@ public struct Runner {
         continue
       }
       guard pid == mainPid else { continue }  // A straggler of the job.
-      // Output the job wrote before it ended comes before the line saying so.
-      pumpOutput()
+      // Output the job wrote before it ended comes before the line saying so
+      // (all of it: the job's terminal holds at most about 68 KiB).
+      pumpOutput(chunks: 64)
       let ranFor = monotonicClock() - runBegan
       published.pid = 0
       perform(machine.handle(.childExited(status, ranFor: ranFor), now: monotonicClock()), ended: (status, ranFor))
@@ -458,17 +469,19 @@ public struct Runner {
     return killed
   }
 
-  /// Copies what the job printed to the pane and the log.
-  mutating func pumpOutput() {
-    while true {
+  /// Copies what the job printed to the log, then to the pane, which never
+  /// holds the job back (`PaneFeed`). At most `chunks` reads, so that a job
+  /// printing flat out cannot keep the runner from its signals.
+  mutating func pumpOutput(chunks: Int = 16) {
+    for _ in 0..<chunks {
       let count = buffer.withUnsafeMutableBytes { Glibc.read(master.rawValue, $0.baseAddress, $0.count) }
       guard count > 0 else { return }
       buffer.withUnsafeBytes { raw in
         let bytes = UnsafeRawBufferPointer(rebasing: raw[0..<count])
-        if paneOpen { try? FileDescriptor.standardOutput.writeAll(bytes) }
         if let error = log.append(bytes) {
           toPane("\n[usvc] cannot write \(paths.log): \(error); the job goes on, shown here only\n")
         }
+        if paneOpen { pane.show(bytes) }
       }
       atLineStart = buffer[count - 1] == UInt8(ascii: "\n")
     }
@@ -498,8 +511,8 @@ public struct Runner {
     _ = bytes.removeLast()
   }
 
-  func toPane(_ text: String) {
-    if paneOpen { try? FileDescriptor.standardOutput.writeAll(text) }
+  mutating func toPane(_ text: String) {
+    if paneOpen { pane.show(text) }
   }
 
   static func say(_ line: String) { printError(line) }

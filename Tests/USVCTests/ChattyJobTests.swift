@@ -1,0 +1,93 @@
+import Foundation
+import Testing
+
+@testable import USVCCore
+import USVCSys
+
+// Chatty jobs (issue 11): the pane is a view, the log is the record. A job
+// printing flat out is never held back by tmux; when the pane cannot keep up
+// it skips ahead and says so, the log never skips; attaching shows recent output.
+
+@Suite("chatty jobs: the pane is a view, the log is the record", .serialized)
+struct ChattyJobTests {
+  static let lineCount = 20_000
+  static let filler = String(repeating: "x", count: 100)
+
+  /// The lines the job prints: numbered, so a lost, doubled or reordered one shows.
+  static func expectedLine(_ number: Int) -> String {
+    let digits = String(number)
+    return String(repeating: "0", count: 8 - digits.count) + digits + " " + filler
+  }
+
+  @Test(
+    "a job printing 2 MB while the tmux server is stopped finishes without it, and its log has every line in order",
+    .timeLimit(.minutes(2)))
+  func floodWhileTmuxIsStopped() throws {
+    let t = try TestHome()
+    // The job waits on a FIFO, so it starts printing only once tmux is stopped.
+    let go = t.file("go")
+    #expect(mkfifo(go, 0o600) == 0)
+    let job = try t.script("flood", """
+      read word < "\(go)"
+      seq -f '%08g \(Self.filler)' 1 \(Self.lineCount)
+      echo FLOOD-DONE
+      exec sleep 1000
+      """)
+    try t.ok("start", "fl", job)
+    let server = try #require(pid_t(try t.tmux("display-message", "-p", "#{pid}").stdout.trimmed))
+    let log = t.home + "/logs/fl-1.log"
+
+    #expect(kill(server, SIGSTOP) == 0)
+    var resumed = false
+    defer { if !resumed { kill(server, SIGCONT) } }
+    let fifo = try FileDescriptor.open(go, O_WRONLY)
+    try fifo.closeAfter { try $0.writeAll("go\n") }
+
+    // 1. The job got through all of it while tmux could not read a byte of the pane.
+    let done = eventually(within: 60) { (t.read(log) ?? "").contains("FLOOD-DONE\n") }
+    #expect(done, "the job did not finish while tmux was stopped")
+    #expect(ProcStat.read(server)?.state == "T", "tmux ran again before the job finished")
+    kill(server, SIGCONT)
+    resumed = true
+
+    // 2. The log has every line, in order, nothing in between.
+    let printed = (t.read(log) ?? "").split(separator: "\n").filter { !$0.hasPrefix("[usvc]") }
+    let expected = (1...Self.lineCount).map(Self.expectedLine) + ["FLOOD-DONE"]
+    #expect(printed.count == expected.count, "\(printed.count) lines logged, \(expected.count) printed")
+    let firstDifference = zip(printed, expected).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+    #expect(firstDifference == nil, "line \((firstDifference ?? 0) + 1) differs: \(firstDifference.map { printed[$0] } ?? "")")
+
+    // 3. The pane skipped ahead and said so, then shows the latest output again.
+    let history = { (try? t.tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "=usvc:=fl-1").stdout) ?? "" }
+    let screen = { (try? t.tmux("capture-pane", "-p", "-J", "-t", "=usvc:=fl-1").stdout) ?? "" }
+    #expect(eventually(within: 30) { history().contains("[usvc] pane skipped ") }, "\(history().suffix(800))")
+    #expect(history().contains("bytes (the log has everything)"))
+    #expect(
+      eventually(within: 30) { screen().contains(Self.expectedLine(Self.lineCount) + "\nFLOOD-DONE") },
+      "the pane does not show the last lines: \(screen().suffix(800))")
+  }
+
+  @Test("attaching shows a screen of recent output, and the pane keeps job.scrollback lines of history (100 by default)")
+  func recentOutputAndScrollback() throws {
+    let t = try TestHome()
+    let job = try t.script("lines", """
+      seq -f 'line %g' 1 1000
+      exec sleep 1000
+      """)
+    try t.ok("start", "sb", job)
+    let screen = { (try? t.tmux("capture-pane", "-p", "-t", "=usvc:=sb-1").stdout) ?? "" }
+    #expect(eventually(within: 30) { screen().contains("line 999\nline 1000\n") }, "\(screen().suffix(400))")
+    let limit = { try t.tmux("display-message", "-p", "-t", "=usvc:=sb-1", "#{history_limit}").stdout.trimmed }
+    #expect(try limit() == String(JobSpec.defaultScrollback))
+    let kept = try t.tmux("capture-pane", "-p", "-S", "-", "-t", "=usvc:=sb-1").stdout
+    #expect(kept.split(separator: "\n").count <= JobSpec.defaultScrollback + 50, "more history kept than the limit")
+
+    try t.ok("conf", "sb-1", "scrollback", "5000")
+    try t.ok("restart", "sb-1")
+    #expect(try limit() == "5000")
+    #expect(eventually(within: 30) { (try? t.tmux("capture-pane", "-p", "-S", "-", "-t", "=usvc:=sb-1").stdout)?.contains("line 1\n") ?? false })
+
+    let refused = try t.usvc("conf", "sb-1", "scrollback", "lots")
+    #expect(refused.status == 1 && refused.stderr.hasPrefix("usvc: ") && refused.stderr.split(separator: "\n").count == 1)
+  }
+}

@@ -1,0 +1,337 @@
+#!/usr/bin/env python3
+"""Chatty jobs under usvc (issue 11): what printing costs.
+
+Python 3 standard library only. Two measurements, each in a fresh private
+USVC_HOME, every figure taken in the run that prints it:
+
+  a. tmux memory   USS of usvc's tmux server once JOBS jobs have each printed
+                   LINES lines of WIDTH characters (then sleep); the runners'
+                   median USS alongside.
+  b. write time    one job writing BYTES of text lines as fast as it can: the
+                   job's own time from first to last write, and the time until
+                   its log holds every line, under usvc and straight to a
+                   file; the CPU the supervisor side (runner + tmux server)
+                   spent per MB.
+
+`run(usvc_path) -> rows` is what bench/bench.py calls; each row is a dict
+(measure, subject, value, unit, and target/meets where the issue sets one).
+The job programs are plain files (`chatty_job`, `writer_job`), so peers
+(runit + svlogd, supervisord, s6-log) can run the very same jobs.
+
+Usage:
+  python3 bench/chatty.py --usvc .build/release/usvc
+  python3 bench/chatty.py --usvc .build/debug/usvc --jobs 10 --write-mb 20 --json out.json
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+now = time.perf_counter
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+TMUX_USS_TARGET_KIB = 24 * 1024   # (a) at 100 jobs of 3,000 lines of 120 characters
+WRITE_VS_FILE_TARGET = 1.5        # (b) usvc within 1.5x of writing straight to a file
+DONE_MARK = "CHATTY-DONE"
+
+
+class BenchError(Exception):
+    """A measurement could not be taken."""
+
+
+def say(msg):
+    print(f"chatty: {msg}", file=sys.stderr, flush=True)
+
+
+def uss_kib(pid):
+    """Private memory (Private_Clean + Private_Dirty) of one process, KiB."""
+    total = 0
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                total += int(line.split()[1])
+    return total
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read()
+    fields = data[data.rindex(b")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def wait_until(predicate, timeout, what, interval=0.02):
+    deadline = now() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if now() > deadline:
+            raise BenchError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def tail_has(path, text, size=4096):
+    """Whether the last `size` bytes of the file at path contain text."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - size))
+            return text.encode() in f.read()
+    except FileNotFoundError:
+        return False
+
+
+# --------------------------------------------------------------------------
+# The jobs: plain files any supervisor can run.
+# --------------------------------------------------------------------------
+
+def chatty_job(folder, lines, width):
+    """argv of a job that prints `lines` lines of `width` characters (newline
+    not counted), then DONE_MARK, then sleeps."""
+    text = os.path.join(folder, "chatty.txt")
+    with open(text, "w") as f:
+        for i in range(lines):
+            f.write(f"{i:08d} ".ljust(width, "x") + "\n")
+    script = os.path.join(folder, "chatty.sh")
+    with open(script, "w") as f:
+        f.write(f'#!/bin/sh\ncat "$1"\necho {DONE_MARK}\nexec sleep 100000\n')
+    os.chmod(script, 0o755)
+    return [script, text]
+
+
+WRITER = r'''
+import sys, time
+total, times = int(sys.argv[1]), sys.argv[2]
+start = time.time()
+write = sys.stdout.write
+line = "x" * 111 + "\n"
+for i in range(total // 121):
+    write("%08d %s" % (i, line))
+sys.stdout.flush()
+end = time.time()
+with open(times, "w") as f:
+    f.write(f"{start} {end}\n")
+'''
+
+
+def writer_job(folder, total_bytes):
+    """argv of a job that writes total_bytes of 121-byte lines with Python's
+    own buffering (line by line on a terminal, blocks to a file or pipe: what
+    a real program does), records its first and last moment in a file, then
+    prints DONE_MARK and sleeps. Returns (job argv, the bare writer's argv,
+    times file)."""
+    program = os.path.join(folder, "writer.py")
+    with open(program, "w") as f:
+        f.write(WRITER)
+    times = os.path.join(folder, "writer.times")
+    script = os.path.join(folder, "writer.sh")
+    with open(script, "w") as f:
+        f.write(f'#!/bin/sh\npython3 "$1" "$2" "$3"\necho {DONE_MARK}\nexec sleep 100000\n')
+    os.chmod(script, 0o755)
+    writer = ["python3", program, str(total_bytes), times]
+    return [script, *writer[1:]], writer, times
+
+
+def job_seconds(times):
+    with open(times) as f:
+        start, end = map(float, f.read().split())
+    return end - start
+
+
+# --------------------------------------------------------------------------
+# usvc, through its CLI, in a private home.
+# --------------------------------------------------------------------------
+
+class UsvcHome:
+    def __init__(self, exe):
+        if not os.access(exe, os.X_OK):
+            raise BenchError(f"{exe} is not an executable usvc")
+        self.exe = os.path.abspath(exe)
+        self.dir = tempfile.mkdtemp(prefix="uc.", dir="/tmp")  # short: tmux.sock fits sun_path
+        self.home = os.path.join(self.dir, "h")
+        self.env = dict(os.environ, USVC_HOME=self.home, NO_COLOR="1")
+        for key in ("TMUX", "TMUX_PANE", "USVC_JOB", "USVC_GROUP"):
+            self.env.pop(key, None)
+
+    def cli(self, *args, timeout=300):
+        cp = subprocess.run([self.exe, *args], env=self.env, capture_output=True, timeout=timeout)
+        if cp.returncode != 0:
+            raise BenchError(f"usvc {' '.join(args)}: exit {cp.returncode}: {cp.stderr.decode().strip()}")
+        return cp.stdout.decode()
+
+    def start(self, group, argv, n=1):
+        started = 0
+        while started < n:
+            k = min(50, n - started)
+            out = self.cli("start", "-n", str(k), group, *argv)
+            if out.count("started ") != k:
+                raise BenchError(f"usvc start -n {k} printed {out!r}")
+            started += k
+        return [f"{group}-{i + 1}" for i in range(n)]
+
+    def log(self, name):
+        return os.path.join(self.home, "logs", name + ".log")
+
+    def runner(self, name):
+        with open(os.path.join(self.home, "run", name + ".state")) as f:
+            for line in f:
+                key, _, value = line.strip().partition("=")
+                if key == "runner":
+                    return int(value)
+        raise BenchError(f"no runner in run/{name}.state")
+
+    def tmux_server(self, name):
+        """The tmux server: parent of the job's runner (the pane's process)."""
+        with open(f"/proc/{self.runner(name)}/stat", "rb") as f:
+            data = f.read()
+        return int(data[data.rindex(b")") + 2:].split()[1])
+
+    def close(self):
+        try:
+            self.cli("shutdown", timeout=120)
+        except (BenchError, subprocess.TimeoutExpired) as e:
+            say(f"shutdown: {e}")
+        sock = os.path.join(self.home, "tmux.sock")
+        if os.path.exists(sock):
+            subprocess.run(["tmux", "-S", sock, "kill-server"], capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def settle(pid, quiet=0.5, timeout=60):
+    """Waits until the process used no CPU for `quiet` seconds (tmux parses
+    pane output after the job wrote it)."""
+    deadline = now() + timeout
+    last = cpu_seconds(pid)
+    while now() < deadline:
+        time.sleep(quiet)
+        cpu = cpu_seconds(pid)
+        if cpu == last:
+            return
+        last = cpu
+
+
+def tmux_memory(usvc, jobs, lines, width):
+    home = UsvcHome(usvc)
+    try:
+        argv = chatty_job(home.dir, lines, width)
+        t0 = now()
+        names = home.start("chatty", argv, n=jobs)
+        for name in names:
+            wait_until(lambda: tail_has(home.log(name), DONE_MARK), 300, f"{name} to print its {lines} lines")
+        printed = now() - t0
+        server = home.tmux_server(names[0])
+        settle(server)
+        runners = sorted(uss_kib(home.runner(name)) for name in names)
+        tmux = uss_kib(server)
+        say(f"tmux USS {tmux} KiB at {jobs} jobs x {lines} lines ({printed:.1f} s to print)")
+        return [
+            dict(measure="tmux server USS", subject="usvc", value=tmux, unit="KiB", jobs=jobs,
+                 lines=lines, width=width, target=TMUX_USS_TARGET_KIB if jobs == 100 else None,
+                 meets=(tmux <= TMUX_USS_TARGET_KIB) if jobs == 100 else None),
+            dict(measure="runner USS (median)", subject="usvc", value=runners[len(runners) // 2],
+                 unit="KiB", jobs=jobs),
+        ]
+    finally:
+        home.close()
+
+
+def write_to_file(total_bytes):
+    folder = tempfile.mkdtemp(prefix="uc.", dir="/tmp")
+    try:
+        _, writer, times = writer_job(folder, total_bytes)
+        out = os.path.join(folder, "out.log")
+        t0 = now()
+        with open(out, "wb") as f:
+            subprocess.run(writer, stdout=f, check=True)
+        wall = now() - t0
+        return dict(measure="write time", subject="file", value=round(job_seconds(times), 3), unit="s",
+                    bytes=total_bytes, until_complete=round(wall, 3))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def write_under_usvc(usvc, total_bytes):
+    home = UsvcHome(usvc)
+    try:
+        argv, _, times = writer_job(home.dir, total_bytes)
+        # A job first, so the tmux server's CPU is counted from before the writer starts.
+        home.start("idle", ["sleep", "100000"])
+        server = home.tmux_server("idle-1")
+        tmux_before = cpu_seconds(server)
+        t0 = now()
+        home.start("writer", argv)
+        runner = home.runner("writer-1")
+        wait_until(lambda: tail_has(home.log("writer-1"), DONE_MARK), 600, "the writer's log to be complete",
+                   interval=0.005)
+        wall = now() - t0
+        runner_cpu = cpu_seconds(runner)
+        settle(server, quiet=0.3)
+        tmux_cpu = cpu_seconds(server) - tmux_before
+        mb = total_bytes / 1e6
+        return [
+            dict(measure="write time", subject="usvc", value=round(job_seconds(times), 3), unit="s",
+                 bytes=total_bytes, until_complete=round(wall, 3)),
+            dict(measure="supervisor CPU per MB", subject="usvc", value=round((runner_cpu + tmux_cpu) * 1000 / mb, 2),
+                 unit="ms/MB", runner_s=round(runner_cpu, 2), tmux_s=round(tmux_cpu, 2)),
+        ]
+    finally:
+        home.close()
+
+
+def run(usvc_path, jobs=100, lines=3000, width=120, write_bytes=200_000_000):
+    """Every chatty-job row for usvc, plus the straight-to-file baseline."""
+    rows = []
+    say(f"tmux memory: {jobs} jobs x {lines} lines of {width} characters")
+    rows += tmux_memory(usvc_path, jobs, lines, width)
+    say(f"write time: {write_bytes / 1e6:.0f} MB of lines, straight to a file")
+    file_row = write_to_file(write_bytes)
+    rows.append(file_row)
+    say(f"write time: {write_bytes / 1e6:.0f} MB of lines, under usvc")
+    usvc_rows = write_under_usvc(usvc_path, write_bytes)
+    ratio = usvc_rows[0]["value"] / file_row["value"]
+    usvc_rows[0].update(vs_file=round(ratio, 2), target=f"<= {WRITE_VS_FILE_TARGET}x file",
+                        meets=ratio <= WRITE_VS_FILE_TARGET)
+    rows += usvc_rows
+    return rows
+
+
+def render(rows):
+    out = []
+    for row in rows:
+        extra = {k: v for k, v in row.items() if k not in ("measure", "subject", "value", "unit")}
+        note = "  ".join(f"{k}={v}" for k, v in extra.items() if v is not None)
+        out.append(f"{row['measure']:<24} {row['subject']:<6} {row['value']:>10} {row['unit']:<6} {note}")
+    return "\n".join(out)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--usvc", required=True, help="the usvc binary (usvc-runner next to it)")
+    parser.add_argument("--jobs", type=int, default=100, help="chatty jobs for the tmux memory row")
+    parser.add_argument("--lines", type=int, default=3000, help="lines each chatty job prints")
+    parser.add_argument("--width", type=int, default=120, help="characters per line")
+    parser.add_argument("--write-mb", type=float, default=200, help="MB the writer job writes")
+    parser.add_argument("--json", help="also write the rows to this file")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    try:
+        rows = run(args.usvc, args.jobs, args.lines, args.width, int(args.write_mb * 1e6))
+    except BenchError as e:
+        say(f"error: {e}")
+        return 1
+    print(render(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
