@@ -9,9 +9,10 @@ USVC_HOME, every figure taken in the run that prints it:
                    median USS alongside.
   b. write time    one job writing BYTES of text lines as fast as it can: the
                    job's own time from first to last write, and the time until
-                   its log holds every line, under usvc and straight to a
-                   file; the CPU the supervisor side (runner + tmux server)
-                   spent per MB.
+                   its log holds every line, under usvc, straight to a file,
+                   and to a bare pseudo-terminal read by a plain loop (the
+                   floor for a job that has a terminal); the CPU the
+                   supervisor side (runner + tmux server) spent per MB.
 
 `run(usvc_path) -> rows` is what bench/bench.py calls; each row is a dict
 (measure, subject, value, unit, and target/meets where the issue sets one).
@@ -257,6 +258,46 @@ def write_to_file(total_bytes):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def write_to_bare_pty(total_bytes):
+    """The floor for any supervisor that gives the job a terminal: the same
+    writer on a pseudo-terminal (set as usvc sets the job's: no ONLCR) whose
+    master end a plain loop reads and drops. On a terminal the writer's
+    stdio flushes every line: one write per line instead of one per block."""
+    import pty
+    import termios
+    folder = tempfile.mkdtemp(prefix="uc.", dir="/tmp")
+    master, slave = pty.openpty()
+    try:
+        _, writer, times = writer_job(folder, total_bytes)
+        attributes = termios.tcgetattr(slave)
+        attributes[1] &= ~termios.ONLCR
+        termios.tcsetattr(slave, termios.TCSANOW, attributes)
+        t0 = now()
+        process = subprocess.Popen(writer, stdout=slave, start_new_session=True)
+        os.close(slave)
+        slave = -1
+        got = 0
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the writer closed its end
+                break
+            if not chunk:
+                break
+            got += len(chunk)
+        process.wait()
+        wall = now() - t0
+        if got < total_bytes // 121 * 121:
+            raise BenchError(f"bare pty: read {got} of {total_bytes} bytes")
+        return dict(measure="write time", subject="pty", value=round(job_seconds(times), 3), unit="s",
+                    bytes=total_bytes, until_complete=round(wall, 3))
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def write_under_usvc(usvc, total_bytes):
     home = UsvcHome(usvc)
     try:
@@ -293,6 +334,10 @@ def run(usvc_path, jobs=100, lines=3000, width=120, write_bytes=200_000_000):
     say(f"write time: {write_bytes / 1e6:.0f} MB of lines, straight to a file")
     file_row = write_to_file(write_bytes)
     rows.append(file_row)
+    say(f"write time: {write_bytes / 1e6:.0f} MB of lines, to a bare terminal")
+    pty_row = write_to_bare_pty(write_bytes)
+    pty_row.update(vs_file=round(pty_row["value"] / file_row["value"], 2))
+    rows.append(pty_row)
     say(f"write time: {write_bytes / 1e6:.0f} MB of lines, under usvc")
     usvc_rows = write_under_usvc(usvc_path, write_bytes)
     ratio = usvc_rows[0]["value"] / file_row["value"]

@@ -4,12 +4,13 @@ import USVCSys
 /// The job's output on its way to the tmux pane: a view, never a brake (the
 /// log, written apart from this, is the record and never skips).
 ///
-/// Writes never wait. When tmux cannot take more (busy with a flood, or
-/// stopped), the pane skips ahead: what it misses is counted and its last few
-/// KiB kept; once the pane drains, and no sooner than `pause` after the skip
-/// began (so a job printing flat out costs tmux a few screens a second, not
-/// the whole flood), the pane gets one `[usvc]` line saying how much it
-/// missed, then the kept tail, so it shows the latest output again.
+/// Writes never wait. When the pane cannot take more (tmux is busy or
+/// stopped, or the pane had its `budget` for this `pause`), it skips ahead:
+/// what it misses is counted and its last few KiB kept; once the pane drains,
+/// and no sooner than `pause` after the skip began, the pane gets one
+/// `[usvc]` line saying how much it missed, then the kept tail, so it shows
+/// the latest output again. So a job printing flat out costs tmux's terminal
+/// emulation a few screens a second, not the whole flood.
 struct PaneFeed {
   /// The pane's terminal, opened again by the runner itself: setting O_NONBLOCK
   /// on fd 1 would set it on fds 0 and 2 as well (one open file description,
@@ -28,11 +29,17 @@ struct PaneFeed {
   private var recent: [UInt8] = []
   /// Whether the last byte the pane got ended a line.
   private var atLineStart = true
+  /// When the current `pause`-long window began, and what the pane got in it.
+  private var windowStart: Double = 0
+  private var windowBytes = 0
 
   /// About a screen of recent output (30 lines of 120 characters), one page.
   static let recentCapacity = 4096
-  /// Seconds a skip lasts at least.
+  /// Seconds a skip lasts at least; also the window the budget counts in.
   static let pause = 0.2
+  /// Bytes the pane takes per `pause` at most: 320 KiB a second, some 2,700
+  /// lines of 120 characters, more than anyone reads.
+  static let budget = 64 * 1024
   static let newline = UInt8(ascii: "\n")
 
   init() {
@@ -53,12 +60,20 @@ struct PaneFeed {
   mutating func show(_ bytes: UnsafeRawBufferPointer) {
     guard isOpen, !bytes.isEmpty else { return }
     if isSkipping { return skip(bytes) }
-    let written = write(bytes)
+    let now = monotonicClock()
+    if now - windowStart >= PaneFeed.pause {
+      windowStart = now
+      windowBytes = 0
+    }
+    let allowed = min(bytes.count, PaneFeed.budget - windowBytes)
+    let written = allowed > 0 ? write(UnsafeRawBufferPointer(rebasing: bytes[..<allowed])) : 0
+    windowBytes += written
     if written < bytes.count && isOpen {
       isSkipping = true
       skipped = 0
       recent.removeAll(keepingCapacity: true)
-      resumeAt = monotonicClock() + PaneFeed.pause
+      // Full: a pause from now. Over budget: until this window ends.
+      resumeAt = written < allowed ? now + PaneFeed.pause : windowStart + PaneFeed.pause
       skip(UnsafeRawBufferPointer(rebasing: bytes[written...]))
     }
   }
@@ -71,6 +86,8 @@ struct PaneFeed {
   /// The pane has room again: says what it missed, then shows the kept tail.
   mutating func resume() {
     guard isSkipping, isOpen else { return }
+    windowStart = monotonicClock()
+    windowBytes = 0
     // 1. Whole lines: the kept tail starts after its first newline, unless it
     //    holds everything skipped (or has no newline at all: a full-screen program).
     var start = 0
@@ -87,6 +104,7 @@ struct PaneFeed {
     }
     // 3. The tail; what does not fit stays kept, as the start of the next skip.
     let written = recent.withUnsafeBytes { write(UnsafeRawBufferPointer(rebasing: $0[start...])) }
+    windowBytes = written
     let left = recent.count - start - written
     if left == 0 || !isOpen {
       isSkipping = false
