@@ -40,6 +40,10 @@ public struct Runner {
   var nextDependencyCheck: Double = 0
   /// Inode, modification time and size of the spec last read.
   var specIdentity: [UInt64] = []
+  /// An inotify watch on the spec file read last (renewed at each read): so
+  /// a respawn stats nothing unless the CLI replaced the spec. -1 without inotify.
+  let specWatch: Int32
+  var specMayHaveChanged = false
   /// The job's argv, environment and descriptor steps as C data, for this
   /// version of the spec: a respawn builds nothing.
   var preparedLaunch: PreparedSpawn?
@@ -63,6 +67,8 @@ public struct Runner {
       Runner.say("usvc-runner \(name): another runner holds \(paths.lock)")
       return nil
     }
+    specWatch = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+    specMayHaveChanged = !Runner.watch(specWatch, paths.spec)
     guard let info = fileStatus(paths.spec), let bytes = readFile(paths.spec),
       let spec = JobSpec(decoding: bytes)
     else {
@@ -142,6 +148,7 @@ public struct Runner {
       pollfd(fd: master.rawValue, events: Int16(POLLIN), revents: 0),
       pollfd(fd: paneOpen ? 0 : -1, events: Int16(POLLIN), revents: 0),
       pollfd(fd: paneWaitsForRoom ? pane.fd : -1, events: Int16(POLLOUT), revents: 0),
+      pollfd(fd: specWatch, events: Int16(POLLIN), revents: 0),
     ]
     var timeout: Int32 = -1
     if let deadline = machine.deadline {
@@ -158,7 +165,7 @@ public struct Runner {
       let due = Int32(max(0, min(3_600_000, ((hookDeadline - monotonicClock()) * 1000).rounded(.up))))
       timeout = timeout < 0 ? due : min(timeout, due)
     }
-    let ready = poll(&fds, 4, timeout)
+    let ready = poll(&fds, 5, timeout)
     if ready < 0 && errno != EINTR {
       Runner.say("usvc-runner \(paths.name): fatal: poll: \(Errno.current)")
       exit(1)
@@ -166,6 +173,8 @@ public struct Runner {
     if fds[1].revents != 0 { pumpOutput() }
     if fds[3].revents != 0 { pane.resume() }
     if fds[2].revents != 0 { forwardInput() }
+    // Before the signals: a spec replaced before the job died applies to its next run.
+    if fds[4].revents != 0 { noteSpecChange() }
     if fds[0].revents != 0 { handleSignals() }
     if let deadline = machine.deadline, monotonicClock() >= deadline {
       perform(machine.handle(.deadline, now: monotonicClock()))
@@ -297,11 +306,6 @@ public struct Runner {
     }
     if published.started > 0 { published.restarts += 1 }
     published.started = wallClock()
-    if let info = fileStatus(spec.command) {
-      published.programDevice = UInt64(info.st_dev)
-      published.programInode = UInt64(info.st_ino)
-      published.programModified = Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
-    }
     machine.configure(spec)
     log.maxBytes = spec.logMaxBytes
     log.keep = spec.logKeep
@@ -329,6 +333,13 @@ public struct Runner {
       runBegan = now
       published.pid = pid
       published.pidStart = ProcStat.read(pid)?.startTicks ?? 0
+      // After the spawn, not on the respawn path: the program file as this run found it
+      // (for `changed` in status).
+      if let info = fileStatus(spec.command) {
+        published.programDevice = UInt64(info.st_dev)
+        published.programInode = UInt64(info.st_ino)
+        published.programModified = Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
+      }
       return .spawned(pid: pid)
     } catch {
       published.reason = "\(spec.command): \(error)"
@@ -337,8 +348,14 @@ public struct Runner {
   }
 
   /// Reads `run/NAME.spec` again if the CLI rewrote it (a changed conf applies
-  /// from the next start on); a stat, not a read, when it did not change.
+  /// from the next start on). Nothing at all unless the watch saw the file
+  /// change (or there is no watch); then a stat, and a read if it differs.
   mutating func refreshSpec() {
+    if specWatch >= 0 {
+      guard specMayHaveChanged else { return }
+      // 1. Watch the file there now before reading it, so no later change goes unseen.
+      specMayHaveChanged = !Runner.watch(specWatch, paths.spec)
+    }
     guard let info = fileStatus(paths.spec) else { return }
     let identity = Runner.identity(info)
     guard identity != specIdentity else { return }
@@ -347,6 +364,19 @@ public struct Runner {
       specIdentity = identity
       preparedLaunch = nil
     }
+  }
+
+  /// Watches the file at `path` (the CLI replaces the spec by a rename, which
+  /// the watched file sees as a lost link); false when it cannot be watched.
+  static func watch(_ inotify: Int32, _ path: String) -> Bool {
+    inotify >= 0
+      && inotify_add_watch(inotify, path, UInt32(IN_ATTRIB | IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF)) >= 0
+  }
+
+  /// The spec watch has events: the spec is read again before the next run.
+  mutating func noteSpecChange() {
+    while buffer.withUnsafeMutableBytes({ Glibc.read(specWatch, $0.baseAddress, $0.count) }) > 0 {}
+    specMayHaveChanged = true
   }
 
   /// What tells one version of a file from the next: inode, modification time, size.
