@@ -503,9 +503,23 @@ public struct Runner {
   /// holds the job back (`PaneFeed`). At most `chunks` reads, so that a job
   /// printing flat out cannot keep the runner from its signals.
   mutating func pumpOutput(chunks: Int = 16) {
-    for _ in 0..<chunks {
-      let count = buffer.withUnsafeMutableBytes { Glibc.read(master.rawValue, $0.baseAddress, $0.count) }
+    var reads = 0
+    while reads < chunks {
+      // 1. Fill the buffer (a pty read gives at most 4 KiB), so a flood costs
+      //    one log write per buffer, not one per read.
+      var count = 0
+      var drained = false
+      while count < buffer.count && reads < chunks {
+        let got = buffer.withUnsafeMutableBytes { Glibc.read(master.rawValue, $0.baseAddress! + count, $0.count - count) }
+        reads += 1
+        if got <= 0 {
+          drained = true
+          break
+        }
+        count += got
+      }
       guard count > 0 else { return }
+      // 2. The log first: it is the record. Then the pane, which may skip.
       buffer.withUnsafeBytes { raw in
         let bytes = UnsafeRawBufferPointer(rebasing: raw[0..<count])
         if let error = log.append(bytes) {
@@ -514,6 +528,7 @@ public struct Runner {
         if paneOpen { pane.show(bytes) }
       }
       atLineStart = buffer[count - 1] == UInt8(ascii: "\n")
+      if drained { return }
     }
   }
 
