@@ -143,7 +143,7 @@ int usvc_spawn_plain(const char *path, char *const argv[], char *const envp[],
   struct spawn_request request = {path, argv, envp, directory, new_session, batch, actions, action_count, 0};
   // The child runs on this stack, inside this frame: CLONE_VFORK keeps the
   // caller stopped until the child exec'd or exited.
-  char stack[32768] __attribute__((aligned(64)));
+  char stack[8192] __attribute__((aligned(64)));
   sigset_t all, previous;
   sigfillset(&all);
   // Blocked in the child from its first instruction until just before exec.

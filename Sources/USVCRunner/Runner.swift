@@ -31,7 +31,10 @@ public struct Runner {
   var runBegan: Double = 0
   /// Whether the last byte written to the log was the end of a line.
   var atLineStart = true
-  var buffer = [UInt8](repeating: 0, count: 8192)
+  /// For the job's output and the pane's input. Never freed (it lives as long
+  /// as the runner) and never zero-filled: a page of it costs memory only once
+  /// a read reached it, so a quiet job's runner pays for one page, not two.
+  let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8192, alignment: 16)
   /// What the job waits for before it may start (`job.after`); nil when nothing.
   var blockedReason: String?
   var blockedReasonIsNew = false
@@ -375,7 +378,7 @@ public struct Runner {
 
   /// The spec watch has events: the spec is read again before the next run.
   mutating func noteSpecChange() {
-    while buffer.withUnsafeMutableBytes({ Glibc.read(specWatch, $0.baseAddress, $0.count) }) > 0 {}
+    while Glibc.read(specWatch, buffer.baseAddress, buffer.count) > 0 {}
     specMayHaveChanged = true
   }
 
@@ -510,7 +513,7 @@ public struct Runner {
       var count = 0
       var drained = false
       while count < buffer.count && reads < chunks {
-        let got = buffer.withUnsafeMutableBytes { Glibc.read(master.rawValue, $0.baseAddress! + count, $0.count - count) }
+        let got = Glibc.read(master.rawValue, buffer.baseAddress! + count, buffer.count - count)
         reads += 1
         if got <= 0 {
           drained = true
@@ -520,13 +523,11 @@ public struct Runner {
       }
       guard count > 0 else { return }
       // 2. The log first: it is the record. Then the pane, which may skip.
-      buffer.withUnsafeBytes { raw in
-        let bytes = UnsafeRawBufferPointer(rebasing: raw[0..<count])
-        if let error = log.append(bytes) {
-          toPane("\n[usvc] cannot write \(paths.log): \(error); the job goes on, shown here only\n")
-        }
-        if paneOpen { pane.show(bytes) }
+      let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
+      if let error = log.append(bytes) {
+        toPane("\n[usvc] cannot write \(paths.log): \(error); the job goes on, shown here only\n")
       }
+      if paneOpen { pane.show(bytes) }
       atLineStart = buffer[count - 1] == UInt8(ascii: "\n")
       if drained { return }
     }
@@ -534,14 +535,12 @@ public struct Runner {
 
   /// Keys typed in the pane (through `usvc attach`) go to the job's terminal.
   mutating func forwardInput() {
-    let count = buffer.withUnsafeMutableBytes { Glibc.read(0, $0.baseAddress, $0.count) }
+    let count = Glibc.read(0, buffer.baseAddress, buffer.count)
     if count <= 0 {
       if count == 0 || (errno != EINTR && errno != EAGAIN) { paneOpen = false }
       return
     }
-    buffer.withUnsafeBytes { raw in
-      try? master.writeAll(UnsafeRawBufferPointer(rebasing: raw[0..<count]))
-    }
+    try? master.writeAll(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
   }
 
   /// One `[usvc] …` line, to the pane and the log, starting on a line of its own.
