@@ -143,8 +143,8 @@ int usvc_spawn_plain(const char *path, char *const argv[], char *const envp[],
   struct spawn_request request = {path, argv, envp, directory, new_session, batch, actions, action_count, 0};
   // The child runs on this stack, inside this frame: CLONE_VFORK keeps the
   // caller stopped until the child exec'd or exited. 8 KiB: the child only makes
-  // system calls (under a page); with 32 KiB the array's far end cost the
-  // runner a dirty page for good.
+  // system calls (under a page); with 32 KiB a runner's stack had one more
+  // dirty page for good (measured, 100 runners).
   char stack[8192] __attribute__((aligned(64)));
   sigset_t all, previous;
   sigfillset(&all);
