@@ -16,7 +16,7 @@ USVC_HOME, every figure taken in the run that prints it:
 
 `run(usvc_path) -> rows` is what bench/bench.py calls; each row is a dict
 (measure, subject, value, unit, and target/meets where the issue sets one).
-The job programs are plain files (`chatty_job`, `writer_job`), so peers
+The job programs are plain files (`chatty_job`, `WriterJob`), so peers
 (runit + svlogd, supervisord, s6-log) can run the very same jobs.
 
 Usage:
@@ -27,66 +27,28 @@ Usage:
 import argparse
 import json
 import os
+import pty
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 
-now = time.perf_counter
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+# The shared helpers are bench.py's (this file sits beside it, so `import bench`
+# works standalone too). Note: when bench.py runs as __main__, its BenchError
+# is not bench.BenchError: a caller there catches this module's errors as
+# chatty.BenchError.
+from bench import BenchError, Usvc, close_many, cpu_seconds, now, uss_kib, wait_until
 
 TMUX_USS_TARGET_KIB = 24 * 1024   # (a) at 100 jobs of 3,000 lines of 120 characters
 WRITE_VS_FILE_TARGET = 1.5        # (b) usvc within 1.5x of writing straight to a file
 DONE_MARK = "CHATTY-DONE"
 
 
-class BenchError(Exception):
-    """A measurement could not be taken."""
-
-
 def say(msg):
     print(f"chatty: {msg}", file=sys.stderr, flush=True)
-
-
-def uss_kib(pid):
-    """Private memory (Private_Clean + Private_Dirty) of one process, KiB."""
-    total = 0
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            if line.startswith(("Private_Clean:", "Private_Dirty:")):
-                total += int(line.split()[1])
-    return total
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        data = f.read()
-    fields = data[data.rindex(b")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def wait_until(predicate, timeout, what, interval=0.02):
-    deadline = now() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if now() > deadline:
-            raise BenchError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
-def tail_has(path, text, size=4096):
-    """Whether the last `size` bytes of the file at path contain text."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - size))
-            return text.encode() in f.read()
-    except FileNotFoundError:
-        return False
 
 
 # --------------------------------------------------------------------------
@@ -107,7 +69,7 @@ def chatty_job(folder, lines, width):
     return [script, text]
 
 
-WRITER = r'''
+WRITER = r"""
 import sys, time
 total, times = int(sys.argv[1]), sys.argv[2]
 start = time.time()
@@ -119,90 +81,53 @@ sys.stdout.flush()
 end = time.time()
 with open(times, "w") as f:
     f.write(f"{start} {end}\n")
-'''
+"""
 
 
-def writer_job(folder, total_bytes):
-    """argv of a job that writes total_bytes of 121-byte lines with Python's
-    own buffering (line by line on a terminal, blocks to a file or pipe: what
-    a real program does), records its first and last moment in a file, then
-    prints DONE_MARK and sleeps. Returns (job argv, the bare writer's argv,
-    times file)."""
-    program = os.path.join(folder, "writer.py")
-    with open(program, "w") as f:
-        f.write(WRITER)
-    times = os.path.join(folder, "writer.times")
-    script = os.path.join(folder, "writer.sh")
-    with open(script, "w") as f:
-        f.write(f'#!/bin/sh\npython3 "$1" "$2" "$3"\necho {DONE_MARK}\nexec sleep 100000\n')
-    os.chmod(script, 0o755)
-    writer = ["python3", program, str(total_bytes), times]
-    return [script, *writer[1:]], writer, times
+class WriterJob:
+    """A job that writes total_bytes of 121-byte lines with Python's own
+    buffering (line by line on a terminal, in blocks to a file or a pipe: what
+    a real program does) and records its first and last moment in a file.
+    `argv` waits for a line on the FIFO `go` first (so a supervisor is
+    measured from a job already started), and after writing prints DONE_MARK
+    and sleeps; `bare` only writes."""
+
+    def __init__(self, folder, total_bytes):
+        self.total_bytes = total_bytes
+        program = os.path.join(folder, "writer.py")
+        with open(program, "w") as f:
+            f.write(WRITER)
+        self.times = os.path.join(folder, "writer.times")
+        self.go = os.path.join(folder, "writer.go")
+        os.mkfifo(self.go, 0o600)
+        script = os.path.join(folder, "writer.sh")
+        with open(script, "w") as f:
+            f.write('#!/bin/sh\nread word < "$4"\npython3 "$1" "$2" "$3"\n'
+                    f"echo {DONE_MARK}\nexec sleep 100000\n")
+        os.chmod(script, 0o755)
+        self.bare = ["python3", program, str(total_bytes), self.times]
+        self.argv = [script, program, str(total_bytes), self.times, self.go]
+
+    def release(self):
+        """Lets the started job write (blocks until it waits on the FIFO)."""
+        with open(self.go, "w") as f:
+            f.write("go\n")
+
+    def seconds(self):
+        with open(self.times) as f:
+            start, end = map(float, f.read().split())
+        return end - start
 
 
-def job_seconds(times):
-    with open(times) as f:
-        start, end = map(float, f.read().split())
-    return end - start
-
-
-# --------------------------------------------------------------------------
-# usvc, through its CLI, in a private home.
-# --------------------------------------------------------------------------
-
-class UsvcHome:
-    def __init__(self, exe):
-        if not os.access(exe, os.X_OK):
-            raise BenchError(f"{exe} is not an executable usvc")
-        self.exe = os.path.abspath(exe)
-        self.dir = tempfile.mkdtemp(prefix="uc.", dir="/tmp")  # short: tmux.sock fits sun_path
-        self.home = os.path.join(self.dir, "h")
-        self.env = dict(os.environ, USVC_HOME=self.home, NO_COLOR="1")
-        for key in ("TMUX", "TMUX_PANE", "USVC_JOB", "USVC_GROUP"):
-            self.env.pop(key, None)
-
-    def cli(self, *args, timeout=300):
-        cp = subprocess.run([self.exe, *args], env=self.env, capture_output=True, timeout=timeout)
-        if cp.returncode != 0:
-            raise BenchError(f"usvc {' '.join(args)}: exit {cp.returncode}: {cp.stderr.decode().strip()}")
-        return cp.stdout.decode()
-
-    def start(self, group, argv, n=1):
-        started = 0
-        while started < n:
-            k = min(50, n - started)
-            out = self.cli("start", "-n", str(k), group, *argv)
-            if out.count("started ") != k:
-                raise BenchError(f"usvc start -n {k} printed {out!r}")
-            started += k
-        return [f"{group}-{i + 1}" for i in range(n)]
-
-    def log(self, name):
-        return os.path.join(self.home, "logs", name + ".log")
-
-    def runner(self, name):
-        with open(os.path.join(self.home, "run", name + ".state")) as f:
-            for line in f:
-                key, _, value = line.strip().partition("=")
-                if key == "runner":
-                    return int(value)
-        raise BenchError(f"no runner in run/{name}.state")
-
-    def tmux_server(self, name):
-        """The tmux server: parent of the job's runner (the pane's process)."""
-        with open(f"/proc/{self.runner(name)}/stat", "rb") as f:
-            data = f.read()
-        return int(data[data.rindex(b")") + 2:].split()[1])
-
-    def close(self):
-        try:
-            self.cli("shutdown", timeout=120)
-        except (BenchError, subprocess.TimeoutExpired) as e:
-            say(f"shutdown: {e}")
-        sock = os.path.join(self.home, "tmux.sock")
-        if os.path.exists(sock):
-            subprocess.run(["tmux", "-S", sock, "kill-server"], capture_output=True)
-        shutil.rmtree(self.dir, ignore_errors=True)
+def tail_has(path, text, size=4096):
+    """Whether the last `size` bytes of the file at path contain text."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - size))
+            return text.encode() in f.read()
+    except FileNotFoundError:
+        return False
 
 
 def settle(pid, quiet=0.5, timeout=60):
@@ -218,41 +143,61 @@ def settle(pid, quiet=0.5, timeout=60):
         last = cpu
 
 
+# --------------------------------------------------------------------------
+# The measurements.
+# --------------------------------------------------------------------------
+
+def open_usvc(exe, group):
+    sup = Usvc(exe)
+    sup.group = group
+    return sup
+
+
+def close_usvc(sup):
+    close_many([sup])
+    if sup.leftovers:
+        raise BenchError("; ".join(sup.leftovers))
+
+
+def usvc_log(sup, i):
+    return os.path.join(sup.home, "logs", sup.name_of(i) + ".log")
+
+
 def tmux_memory(usvc, jobs, lines, width):
-    home = UsvcHome(usvc)
+    sup = open_usvc(usvc, "chatty")
     try:
-        argv = chatty_job(home.dir, lines, width)
         t0 = now()
-        names = home.start("chatty", argv, n=jobs)
-        for name in names:
-            wait_until(lambda: tail_has(home.log(name), DONE_MARK), 300, f"{name} to print its {lines} lines")
+        sup.start(jobs, chatty_job(sup.dir, lines, width))
+        for i in range(jobs):
+            wait_until(lambda: tail_has(usvc_log(sup, i), DONE_MARK), 300,
+                       f"{sup.name_of(i)} to print its {lines} lines")
         printed = now() - t0
-        server = home.tmux_server(names[0])
+        server = sup.shared_pids()[0]
         settle(server)
-        runners = sorted(uss_kib(home.runner(name)) for name in names)
+        runners = sorted(uss_kib(pid) for pid in sup.per_job_pids())
         tmux = uss_kib(server)
-        say(f"tmux USS {tmux} KiB at {jobs} jobs x {lines} lines ({printed:.1f} s to print)")
-        return [
-            dict(measure="tmux server USS", subject="usvc", value=tmux, unit="KiB", jobs=jobs,
-                 lines=lines, width=width, target=TMUX_USS_TARGET_KIB if jobs == 100 else None,
-                 meets=(tmux <= TMUX_USS_TARGET_KIB) if jobs == 100 else None),
-            dict(measure="runner USS (median)", subject="usvc", value=runners[len(runners) // 2],
-                 unit="KiB", jobs=jobs),
-        ]
     finally:
-        home.close()
+        close_usvc(sup)
+    say(f"tmux USS {tmux} KiB at {jobs} jobs x {lines} lines ({printed:.1f} s to print)")
+    at_target_size = jobs == 100 and lines == 3000 and width == 120
+    return [
+        dict(measure="tmux server USS", subject="usvc", value=tmux, unit="KiB", jobs=jobs,
+             lines=lines, width=width, target=TMUX_USS_TARGET_KIB if at_target_size else None,
+             meets=(tmux <= TMUX_USS_TARGET_KIB) if at_target_size else None),
+        dict(measure="runner USS (median)", subject="usvc", value=runners[len(runners) // 2],
+             unit="KiB", jobs=jobs),
+    ]
 
 
 def write_to_file(total_bytes):
     folder = tempfile.mkdtemp(prefix="uc.", dir="/tmp")
     try:
-        _, writer, times = writer_job(folder, total_bytes)
-        out = os.path.join(folder, "out.log")
+        job = WriterJob(folder, total_bytes)
         t0 = now()
-        with open(out, "wb") as f:
-            subprocess.run(writer, stdout=f, check=True)
+        with open(os.path.join(folder, "out.log"), "wb") as f:
+            subprocess.run(job.bare, stdout=f, check=True)
         wall = now() - t0
-        return dict(measure="write time", subject="file", value=round(job_seconds(times), 3), unit="s",
+        return dict(measure="write time", subject="file", value=round(job.seconds(), 3), unit="s",
                     bytes=total_bytes, until_complete=round(wall, 3))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -263,17 +208,15 @@ def write_to_bare_pty(total_bytes):
     writer on a pseudo-terminal (set as usvc sets the job's: no ONLCR) whose
     master end a plain loop reads and drops. On a terminal the writer's
     stdio flushes every line: one write per line instead of one per block."""
-    import pty
-    import termios
     folder = tempfile.mkdtemp(prefix="uc.", dir="/tmp")
     master, slave = pty.openpty()
     try:
-        _, writer, times = writer_job(folder, total_bytes)
+        job = WriterJob(folder, total_bytes)
         attributes = termios.tcgetattr(slave)
         attributes[1] &= ~termios.ONLCR
         termios.tcsetattr(slave, termios.TCSANOW, attributes)
         t0 = now()
-        process = subprocess.Popen(writer, stdout=slave, start_new_session=True)
+        process = subprocess.Popen(job.bare, stdout=slave, start_new_session=True)
         os.close(slave)
         slave = -1
         got = 0
@@ -289,7 +232,7 @@ def write_to_bare_pty(total_bytes):
         wall = now() - t0
         if got < total_bytes // 121 * 121:
             raise BenchError(f"bare pty: read {got} of {total_bytes} bytes")
-        return dict(measure="write time", subject="pty", value=round(job_seconds(times), 3), unit="s",
+        return dict(measure="write time", subject="pty", value=round(job.seconds(), 3), unit="s",
                     bytes=total_bytes, until_complete=round(wall, 3))
     finally:
         os.close(master)
@@ -299,31 +242,30 @@ def write_to_bare_pty(total_bytes):
 
 
 def write_under_usvc(usvc, total_bytes):
-    home = UsvcHome(usvc)
+    sup = open_usvc(usvc, "writer")
     try:
-        argv, _, times = writer_job(home.dir, total_bytes)
-        # A job first, so the tmux server's CPU is counted from before the writer starts.
-        home.start("idle", ["sleep", "100000"])
-        server = home.tmux_server("idle-1")
-        tmux_before = cpu_seconds(server)
+        job = WriterJob(sup.dir, total_bytes)
+        sup.start(1, job.argv)
+        runner, server = sup.per_job_pids()[0], sup.shared_pids()[0]
+        runner_before, tmux_before = cpu_seconds(runner), cpu_seconds(server)
         t0 = now()
-        home.start("writer", argv)
-        runner = home.runner("writer-1")
-        wait_until(lambda: tail_has(home.log("writer-1"), DONE_MARK), 600, "the writer's log to be complete",
+        job.release()
+        wait_until(lambda: tail_has(usvc_log(sup, 0), DONE_MARK), 600, "the writer's log to be complete",
                    interval=0.005)
         wall = now() - t0
-        runner_cpu = cpu_seconds(runner)
+        runner_cpu = cpu_seconds(runner) - runner_before
         settle(server, quiet=0.3)
         tmux_cpu = cpu_seconds(server) - tmux_before
-        mb = total_bytes / 1e6
-        return [
-            dict(measure="write time", subject="usvc", value=round(job_seconds(times), 3), unit="s",
-                 bytes=total_bytes, until_complete=round(wall, 3)),
-            dict(measure="supervisor CPU per MB", subject="usvc", value=round((runner_cpu + tmux_cpu) * 1000 / mb, 2),
-                 unit="ms/MB", runner_s=round(runner_cpu, 2), tmux_s=round(tmux_cpu, 2)),
-        ]
+        seconds = job.seconds()
     finally:
-        home.close()
+        close_usvc(sup)
+    mb = total_bytes / 1e6
+    return [
+        dict(measure="write time", subject="usvc", value=round(seconds, 3), unit="s",
+             bytes=total_bytes, until_complete=round(wall, 3)),
+        dict(measure="supervisor CPU per MB", subject="usvc", value=round((runner_cpu + tmux_cpu) * 1000 / mb, 2),
+             unit="ms/MB", runner_s=round(runner_cpu, 2), tmux_s=round(tmux_cpu, 2)),
+    ]
 
 
 def median_row(rows):
