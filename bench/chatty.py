@@ -205,7 +205,7 @@ def write_to_file(total_bytes):
 
 def write_to_bare_pty(total_bytes):
     """The floor for any supervisor that gives the job a terminal: the same
-    writer on a pseudo-terminal (set as usvc sets the job's: no ONLCR) whose
+    writer on a pseudo-terminal (set as usvc sets the job's: no OPOST) whose
     master end a plain loop reads and drops. On a terminal the writer's
     stdio flushes every line: one write per line instead of one per block."""
     folder = tempfile.mkdtemp(prefix="uc.", dir="/tmp")
@@ -213,7 +213,7 @@ def write_to_bare_pty(total_bytes):
     try:
         job = WriterJob(folder, total_bytes)
         attributes = termios.tcgetattr(slave)
-        attributes[1] &= ~termios.ONLCR
+        attributes[1] &= ~(termios.OPOST | termios.ONLCR)
         termios.tcsetattr(slave, termios.TCSANOW, attributes)
         t0 = now()
         process = subprocess.Popen(job.bare, stdout=slave, start_new_session=True)
