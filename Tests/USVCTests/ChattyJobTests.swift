@@ -39,9 +39,15 @@ struct ChattyJobTests {
 
     #expect(kill(server, SIGSTOP) == 0)
     var resumed = false
-    defer { if !resumed { kill(server, SIGCONT) } }
-    let fifo = try FileDescriptor.open(go, O_WRONLY)
-    try fifo.closeAfter { try $0.writeAll("go\n") }
+    // Whatever happens, tmux runs again before the home is torn down (kill-server would wait on it).
+    defer { if !resumed { kill(server, SIGCONT) }; withExtendedLifetime(t) {} }
+    // Non-blocking: a job that never came to read would otherwise hang the test.
+    var fifo: FileDescriptor?
+    #expect(eventually(within: 30) {
+      fifo = try? FileDescriptor.open(go, O_WRONLY | O_NONBLOCK)
+      return fifo != nil
+    }, "the job never opened its FIFO")
+    try #require(fifo).closeAfter { try $0.writeAll("go\n") }
 
     // 1. The job got through all of it while tmux could not read a byte of the pane.
     let done = eventually(within: 60) { (t.read(log) ?? "").contains("FLOOD-DONE\n") }
