@@ -104,7 +104,7 @@ public struct Tmux: Sendable {
           "new-window", "-d", "-t", "=usvc:", "-n", name.replacing("#", with: "##"), "-P", "-F", "#{pane_pid}",
           "--", Tmux.escaped(runner), Tmux.escaped(home.path), Tmux.escaped(name), ";",
         ]
-      }.dropLast()
+      } + ["set-option", "-u", "-t", "=usvc:", "history-limit"]  // Back to the config's default for other windows.
       let result = try run(Array(commands))
       let opened = result.output.split(separator: "\n").compactMap { pid_t($0) }
       guard result.status.isSuccess, opened.count == chunk.count else {
