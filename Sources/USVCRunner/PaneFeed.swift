@@ -18,7 +18,8 @@ struct PaneFeed {
   let fd: Int32
   /// False once the pane is gone (the window was closed, or the server died).
   private(set) var isOpen = true
-  /// Whether output is being skipped (counted and its tail kept, not written).
+  /// Whether output is being skipped (counted and its tail kept, not written);
+  /// only while the pane is open.
   private(set) var isSkipping = false
   /// Bytes skipped since the skip began, the kept tail included.
   private var skipped = 0
@@ -138,8 +139,12 @@ struct PaneFeed {
       } else if count < 0 && errno == EINTR {
         continue
       } else {
-        // EAGAIN: full for now. Anything else (EIO once tmux closed the pane): gone.
-        if count == 0 || errno != EAGAIN { isOpen = false }
+        // EAGAIN: full for now. Anything else (EIO once tmux closed the pane): gone,
+        // and nothing is skipped any more (nothing waits for room that never comes).
+        if count == 0 || errno != EAGAIN {
+          isOpen = false
+          isSkipping = false
+        }
         break
       }
     }
