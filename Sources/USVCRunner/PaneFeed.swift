@@ -43,15 +43,21 @@ struct PaneFeed {
   static let budget = 64 * 1024
   static let newline = UInt8(ascii: "\n")
 
+  /// The runner's pane: its standard output.
   init() {
     let own = open("/proc/self/fd/1", O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
     if own >= 0 {
-      fd = own
+      self.init(descriptor: own)
     } else {
       // No /proc: fd 1 itself, non-blocking (fds 0 and 2 then are too; the runner copes).
-      fd = FileDescriptor.standardOutput.rawValue
       FileDescriptor.standardOutput.setNonBlocking()
+      self.init(descriptor: FileDescriptor.standardOutput.rawValue)
     }
+  }
+
+  /// A pane reached through `descriptor`, which must be non-blocking.
+  init(descriptor: Int32) {
+    fd = descriptor
   }
 
   /// Whether the pane should be polled for room (a skip is over but for that).

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import USVCCore
+@testable import USVCRunner
 import USVCSys
 
 // Chatty jobs (issue 11): the pane is a view, the log is the record. A job
@@ -95,5 +96,89 @@ struct ChattyJobTests {
 
     let refused = try t.usvc("conf", "sb-1", "scrollback", "lots")
     #expect(refused.status == 1 && refused.stderr.hasPrefix("usvc: ") && refused.stderr.split(separator: "\n").count == 1)
+  }
+}
+
+/// `F_SETPIPE_SZ` for fcntl (Linux, behind _GNU_SOURCE, which Swift's Glibc lacks).
+private let setPipeSize: Int32 = 1031
+
+/// The pane feed's accounting, with a pipe of one page standing in for the pane.
+@Suite("pane feed: skips and says so, with a pipe as the pane")
+struct PaneFeedTests {
+  /// A pipe whose write end takes 4096 bytes before it is full, non-blocking.
+  static func smallPipe() throws -> (read: FileDescriptor, write: FileDescriptor) {
+    var fds: [Int32] = [0, 0]
+    guard pipe(&fds) == 0 else { throw Errno.current }
+    _ = fcntl(fds[1], setPipeSize, 4096)
+    let write = FileDescriptor(rawValue: fds[1])
+    write.setNonBlocking()
+    FileDescriptor(rawValue: fds[0]).setNonBlocking()
+    return (FileDescriptor(rawValue: fds[0]), write)
+  }
+
+  static func drain(_ fd: FileDescriptor) -> [UInt8] {
+    var out: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while case let count = chunk.withUnsafeMutableBytes({ read(fd.rawValue, $0.baseAddress, $0.count) }), count > 0 {
+      out += chunk[0..<count]
+    }
+    return out
+  }
+
+  @Test("a full pane skips ahead; on resume one [usvc] line counts exactly what it missed, then whole recent lines end with the last")
+  func skipAndResume() throws {
+    let (readEnd, writeEnd) = try Self.smallPipe()
+    defer { readEnd.close(); writeEnd.close() }
+    var pane = PaneFeed(descriptor: writeEnd.rawValue)
+    let text = (1...2000).map { ChattyJobTests.expectedLine($0) + "\n" }.joined()
+    let bytes = Array(text.utf8)
+    for start in stride(from: 0, to: bytes.count, by: 1000) {
+      bytes[start..<min(start + 1000, bytes.count)].withUnsafeBytes { pane.show($0) }
+    }
+    let skippingAfterFlood = pane.isSkipping
+    #expect(skippingAfterFlood)
+    let first = Self.drain(readEnd)
+    #expect(!first.isEmpty && first.count <= 4096 && Array(bytes[0..<first.count]) == first)
+
+    // The pane drains as fast as it is written: each resume shows what fits.
+    var shownBytes: [UInt8] = []
+    for _ in 0..<4 where pane.isSkipping {
+      pane.resume()
+      shownBytes += Self.drain(readEnd)
+    }
+    let skippingAtEnd = pane.isSkipping
+    #expect(!skippingAtEnd)
+    let shown = String(decoding: shownBytes, as: UTF8.self)
+    let lines = shown.split(separator: "\n", omittingEmptySubsequences: false)
+    // The cut line of the first write is ended first, then the notice.
+    let noticeIndex = try #require(lines.firstIndex { $0.hasPrefix("[usvc] pane skipped ") })
+    #expect(noticeIndex == 1 && lines[0].isEmpty)
+    let notice = String(lines[noticeIndex])
+    let missed = try #require(Int(notice.dropFirst("[usvc] pane skipped ".count).prefix { $0.isNumber }))
+    #expect(notice.hasSuffix(" bytes (the log has everything)"))
+    let tail = lines[(noticeIndex + 1)...].joined(separator: "\n")
+    #expect(first.count + missed + tail.utf8.count == bytes.count, "every byte is shown or counted, once")
+    #expect(text.hasSuffix(tail) && tail.hasPrefix("0") && tail.hasSuffix(ChattyJobTests.expectedLine(2000) + "\n"))
+  }
+
+  @Test("a pane that keeps up still gets at most 64 KiB per 0.2 s; the rest is skipped")
+  func budget() throws {
+    var fds: [Int32] = [0, 0]
+    #expect(pipe(&fds) == 0)
+    let readEnd = FileDescriptor(rawValue: fds[0]), writeEnd = FileDescriptor(rawValue: fds[1])
+    defer { readEnd.close(); writeEnd.close() }
+    _ = fcntl(writeEnd.rawValue, setPipeSize, 1 << 20)
+    writeEnd.setNonBlocking()
+    readEnd.setNonBlocking()
+    var pane = PaneFeed(descriptor: writeEnd.rawValue)
+    let chunk = [UInt8](repeating: UInt8(ascii: "y"), count: 4096)
+    let began = monotonicClock()
+    for _ in 0..<50 { chunk.withUnsafeBytes { pane.show($0) } }
+    // A loaded machine may let a window pass during the loop: each allows one budget more.
+    let windows = Int((monotonicClock() - began) / PaneFeed.pause) + 1
+    let skipping = pane.isSkipping
+    #expect(skipping)
+    let got = Self.drain(readEnd).count
+    #expect(got >= PaneFeed.budget && got <= PaneFeed.budget * windows, "\(got) bytes in \(windows) window(s)")
   }
 }
