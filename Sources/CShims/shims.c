@@ -2,6 +2,7 @@
 #include "shims.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pty.h>
 #include <sched.h>
 #include <string.h>
@@ -57,6 +58,8 @@ int usvc_signaled(int status) { return WIFSIGNALED(status); }
 int usvc_term_signal(int status) { return WTERMSIG(status); }
 
 int usvc_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int usvc_malloc_trim(void) { return malloc_trim(0); }
 
 int usvc_lock_file(int fd) {
   struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};

@@ -138,6 +138,9 @@ public struct Runner {
   /// Runs until the job is stopped, exits for good, or its terminal is gone.
   public mutating func run() -> Never {
     perform([.spawn])
+    // What setting up and the first start allocated and freed (reading the spec,
+    // building the launch, formatting) stays dirty in the heap unless given back.
+    _ = usvc_malloc_trim()
     while true {
       if case .finished(let final) = machine.state { finish(final) }
       waitForSomething()
