@@ -17,6 +17,7 @@ public enum ConfKeys {
     "after": (true, .text), "after-delay": (false, .seconds), "propagate": (false, .bool),
     "pre": (true, .text), "post": (true, .text), "on-failure": (true, .text),
     "desired": (false, .desired), "log-max-bytes": (false, .count), "log-keep": (false, .count), "umask": (false, .octal), "hook-timeout": (false, .seconds),
+    "scrollback": (false, .count),
   ]
 
   /// The bounds of counts, so that no value makes the runner spin or fill the
@@ -111,6 +112,7 @@ public enum ConfKeys {
     if let value = conf.value("job.backoff-max").flatMap(Double.init) { spec.backoffMax = value }
     if let value = conf.value("job.log-max-bytes").flatMap(Int.init) { spec.logMaxBytes = value }
     if let value = conf.value("job.log-keep").flatMap(Int.init) { spec.logKeep = value }
+    if let value = conf.value("job.scrollback").flatMap(Int.init) { spec.scrollback = value }
     if let value = conf.value("job.umask").flatMap({ mode_t($0, radix: 8) }) { spec.umask = value }
     spec.desiredRunning = conf.value("job.desired") != "stopped"
     spec.after = conf.values("job.after")

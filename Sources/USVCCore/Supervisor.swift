@@ -317,7 +317,11 @@ public struct Supervisor: Sendable {
   func launch(_ names: [String], started: (Launched) -> Void) throws(UsvcError) {
     let tmux = try tmux()
     try tmux.ensureServer()
-    let runners = zip(names, try tmux.openWindows(names))
+    let scrollbacks = names.map { name in
+      readFile(home.paths(name).spec).flatMap { JobSpec(decoding: $0, includingEnvironment: false) }?.scrollback
+        ?? JobSpec.defaultScrollback
+    }
+    let runners = zip(names, try tmux.openWindows(Array(zip(names, scrollbacks))))
     var failures: [UsvcError] = []
     for (name, runner) in runners {
       do {

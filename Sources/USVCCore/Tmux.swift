@@ -80,29 +80,35 @@ public struct Tmux: Sendable {
     }
   }
 
-  /// Opens a window per job, each running the job's runner, and returns the
-  /// runners' pids in order. Windows a job already has (a dead pane left by a
-  /// runner that failed) are closed first. Up to 40 windows go in one tmux call
-  /// (commands separated by a lone `;` argument), which stays under tmux's
-  /// message size and saves a client start per job.
-  public func openWindows(_ names: [String]) throws(UsvcError) -> [pid_t] {
+  /// Opens a window per job, each running the job's runner with `scrollback`
+  /// lines of history, and returns the runners' pids in order. Windows a job
+  /// already has (a dead pane left by a runner that failed) are closed first.
+  /// Up to 40 windows go in one tmux call (commands separated by a lone `;`
+  /// argument), which stays under tmux's message size and saves a client
+  /// start per job.
+  public func openWindows(_ jobs: [(name: String, scrollback: Int)]) throws(UsvcError) -> [pid_t] {
+    let names = jobs.map(\.name)
     let existing = windows()
     let stale = names.compactMap { existing[$0] }
     if !stale.isEmpty { _ = try? run(stale.flatMap { ["kill-window", "-t", $0, ";"] }.dropLast()) }
     var pids: [pid_t] = []
     var start = 0
     while start < names.count {
-      let chunk = names[start..<min(start + 40, names.count)]
-      let commands = chunk.flatMap { name in
+      let chunk = jobs[start..<min(start + 40, jobs.count)]
+      let commands = chunk.flatMap { (name, scrollback) in
         [
+          // tmux 3.3a sizes a pane's history when it is made, from its session's
+          // history-limit: so set that just before. One client's commands run
+          // in a row, so no other window is made in between.
+          "set-option", "-t", "=usvc:", "history-limit", String(min(scrollback, Int(Int32.max))), ";",
           "new-window", "-d", "-t", "=usvc:", "-n", name.replacing("#", with: "##"), "-P", "-F", "#{pane_pid}",
           "--", Tmux.escaped(runner), Tmux.escaped(home.path), Tmux.escaped(name), ";",
         ]
-      }.dropLast()
+      } + ["set-option", "-u", "-t", "=usvc:", "history-limit"]  // Back to the config's default for other windows.
       let result = try run(Array(commands))
       let opened = result.output.split(separator: "\n").compactMap { pid_t($0) }
       guard result.status.isSuccess, opened.count == chunk.count else {
-        throw .tmux("cannot open windows for \(chunk.joined(separator: ", ")): \(result.errorOutput.trimmed)")
+        throw .tmux("cannot open windows for \(chunk.map(\.name).joined(separator: ", ")): \(result.errorOutput.trimmed)")
       }
       pids += opened
       start += chunk.count

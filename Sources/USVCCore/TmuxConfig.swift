@@ -1,3 +1,5 @@
+import USVCSys
+
 /// usvc's tmux configuration, written to `USVC_HOME/tmux.conf` when the server
 /// starts. Built into the binary so an installed usvc needs no data files.
 enum TmuxConfig {
@@ -6,9 +8,10 @@ enum TmuxConfig {
     # Window names are job names: never let programs or tmux rename them.
     set -g automatic-rename off
     set -g allow-rename off
-    # Scrollback is tmux's main memory cost (~1.2 MiB per full pane at 2000 lines);
-    # the full output is in the job's log anyway.
-    set -g history-limit 2000
+    # Scrollback is tmux's main memory cost (~1 KiB a line of 120 characters):
+    # sized for a person looking, since the full output is in the job's log.
+    # Each job's window gets its own job.scrollback when it opens (Tmux.openWindows).
+    set -g history-limit \#(JobSpec.defaultScrollback)
     set -g exit-empty on
     set -g exit-unattached off
     set -g destroy-unattached off

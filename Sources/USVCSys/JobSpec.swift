@@ -41,6 +41,10 @@ public struct JobSpec: Equatable, Sendable {
   public var backoffMax: Double = 300
   public var logMaxBytes: Int = 10 << 20
   public var logKeep: Int = 5
+  /// Lines of the pane's tmux history (set when its window opens): a view for a
+  /// person, not an archive (the log is), and tmux's main memory cost, ~1 KiB a line.
+  public var scrollback: Int = JobSpec.defaultScrollback
+  public static let defaultScrollback = 100
   public var desiredRunning: Bool = true
   /// Jobs or groups that must be running (for `afterDelay` seconds) before this one starts.
   public var after: [String] = []
@@ -89,6 +93,7 @@ public struct JobSpec: Equatable, Sendable {
     put("backoff-max", String(backoffMax))
     put("log-max-bytes", String(logMaxBytes))
     put("log-keep", String(logKeep))
+    put("scrollback", String(scrollback))
     put("desired", desiredRunning ? "running" : "stopped")
     for dependency in after { put("after", dependency) }
     put("after-delay", String(afterDelay))
@@ -146,6 +151,7 @@ public struct JobSpec: Equatable, Sendable {
       case "backoff-max": backoffMax = Double(value) ?? backoffMax
       case "log-max-bytes": logMaxBytes = Int(value) ?? logMaxBytes
       case "log-keep": logKeep = Int(value) ?? logKeep
+      case "scrollback": scrollback = Int(value) ?? scrollback
       case "desired": desiredRunning = value != "stopped"
       case "after": after.append(value)
       case "after-delay": afterDelay = Double(value) ?? 0

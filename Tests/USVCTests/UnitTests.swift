@@ -160,6 +160,7 @@ struct PureLogicTests {
     spec.hookTimeout = 3
     spec.umask = 0o077
     spec.confIdentity = "12:1700000000.5:300"
+    spec.scrollback = 5000
     #expect(fieldsLeftAtDefault(spec, defaults) == [], "set every field, so each is round-tripped")
     #expect(JobSpec(decoding: spec.encoded()) == spec)
     #expect(JobSpec(decoding: Array(spec.encoded().dropLast())) == nil)

@@ -45,6 +45,10 @@ int usvc_term_signal(int status);
 /// `pipe2(fds, O_CLOEXEC)`.
 int usvc_pipe_cloexec(int fds[2]);
 
+/// `malloc_trim(0)`: gives the free memory in the heap back to the kernel
+/// (whole free pages, also below the top). Returns 1 when some was given back.
+int usvc_malloc_trim(void);
+
 
 
 /// One step of what a child started by `usvc_spawn_plain` does with its
