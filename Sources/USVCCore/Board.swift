@@ -258,7 +258,8 @@ public struct Board {
             } else if !color && columns[column].title == "STATE" && Board.rank(job) <= 1 {
               style.bold = true
             }
-            segments.append(Segment((column == 0 ? "" : "  ") + padded(text, column), style))
+            if column > 0 { segments.append(Segment("  ", base)) }
+            segments.append(Segment(padded(text, column), style))
           }
           lines.append(segments)
           fills.append(base)
