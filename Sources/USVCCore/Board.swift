@@ -48,7 +48,10 @@ public struct LocalBoardSource: BoardSource {
       names = valid.isEmpty ? [] : (try? supervisor.select(valid)) ?? []
     }
     let status = supervisor.status(names, baseline: &baseline)
-    return [BoardSection(host: status.host, system: StatusFormat.systemLine(status), problem: problem, jobs: status.jobs)]
+    var system = StatusFormat.systemLine(status)
+    // The machine's uptime in the board's coarse form, or it would redraw every second.
+    system[2] = "up " + Board.age(status.system.uptimeSeconds)
+    return [BoardSection(host: status.host, system: system, problem: problem, jobs: status.jobs)]
   }
 }
 
