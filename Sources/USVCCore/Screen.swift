@@ -20,8 +20,8 @@ import USVCSys
 //    wide character takes two cells (never split at the right edge), combining
 //    marks join the cell before; rows never exceed the width, so nothing wraps.
 // 4. Diff: each frame is compared with the previous one cell by cell and only
-//    the span of each row from its first to its last changed cell is written
-//    (one cursor move per changed row): an unchanged frame writes nothing.
+//    the changed runs of cells are written, each after one cursor move: an
+//    unchanged frame writes nothing.
 
 /// How a cell is drawn: a colour (SGR 31/32/33, 0 for the default) and attributes.
 public struct CellStyle: Equatable, Sendable {
@@ -124,32 +124,54 @@ public struct ScreenDiff {
   }
 
   /// The bytes that turn the screen into `frame` (rows of `width` cells, as
-  /// many as the screen has), writing only the changed span of each row.
+  /// many as the screen has), writing only the changed runs of each row.
   public mutating func update(to frame: [[Cell]]) -> String {
     var output = ""
     var current: CellStyle? = nil
     for (index, row) in frame.enumerated() where index < rows.count {
       let old = rows[index]
       guard row != old, row.count == old.count, !row.isEmpty else { continue }
-      var first = 0
-      while row[first] == old[first] { first += 1 }
-      var last = row.count - 1
-      while row[last] == old[last] { last -= 1 }
-      // Whole wide characters only: start on a character's first cell, end on its last.
-      while first > 0 && (row[first].isContinuation || old[first].isContinuation) { first -= 1 }
-      while last + 1 < row.count && (row[last + 1].isContinuation || old[last + 1].isContinuation) { last += 1 }
-      output += "\u{1b}[\(index + 1);\(first + 1)H"
-      for cell in row[first...last] where !cell.isContinuation {
-        if cell.style != current {
-          output += cell.style.sequence
-          current = cell.style
+      for run in ScreenDiff.changedRuns(old, row) {
+        output += "\u{1b}[\(index + 1);\(run.lowerBound + 1)H"
+        for cell in row[run] where !cell.isContinuation {
+          if cell.style != current {
+            output += cell.style.sequence
+            current = cell.style
+          }
+          output += cell.text
         }
-        output += cell.text
       }
       rows[index] = row
     }
     if current != nil && current != .plain { output += CellStyle.plain.sequence }
     return output
+  }
+
+  /// The column ranges of `new` to write over `old`: each run of changed cells,
+  /// widened to whole wide characters; runs closer than a cursor move costs
+  /// (about 8 bytes) are written as one.
+  static func changedRuns(_ old: [Cell], _ new: [Cell]) -> [ClosedRange<Int>] {
+    var runs: [ClosedRange<Int>] = []
+    var column = 0
+    while column < new.count {
+      guard new[column] != old[column] else {
+        column += 1
+        continue
+      }
+      var first = column
+      var last = column
+      while last + 1 < new.count && new[last + 1] != old[last + 1] { last += 1 }
+      // Whole wide characters only: start on a character's first cell, end on its last.
+      while first > 0 && (new[first].isContinuation || old[first].isContinuation) { first -= 1 }
+      while last + 1 < new.count && (new[last + 1].isContinuation || old[last + 1].isContinuation) { last += 1 }
+      if let previous = runs.last, first - previous.upperBound <= 8 {
+        runs[runs.count - 1] = previous.lowerBound...last
+      } else {
+        runs.append(first...last)
+      }
+      column = last + 1
+    }
+    return runs
   }
 }
 

@@ -278,6 +278,12 @@ struct BoardTests {
     #expect(screen.update(to: frame) == "")
     let changed = [layOut([Segment("abd")], width: 10), frame[1]]
     #expect(screen.update(to: changed) == "\u{1b}[1;3H\u{1b}[0md")
+    // Two changes far apart are two short writes, not the span between them.
+    var wide = ScreenDiff()
+    wide.reset(width: 40, height: 1)
+    _ = wide.update(to: [layOut([Segment("load 1.00 and a long stretch mem 2.0")], width: 40)])
+    #expect(wide.update(to: [layOut([Segment("load 1.05 and a long stretch mem 2.1")], width: 40)])
+      == "\u{1b}[1;9H\u{1b}[0m5\u{1b}[1;36H1")
   }
 
   @Test("wide characters take two cells and are never split at the edge")
