@@ -6,6 +6,9 @@ import USVCSys
 /// A key the board understands, decoded from the terminal's bytes.
 public enum BoardKey: Equatable, Sendable {
   case up, down, pageUp, pageDown, home, end, enter, escape, backspace, interrupt
+  /// Focus reports (`ESC [ I`, `ESC [ O`): usvc's tmux types them into window 0
+  /// when the first client attaches and when the last one detaches.
+  case focusIn, focusOut
   case character(Character)
 
   /// Decodes what one read returned. Arrows come as `ESC [ A` or, in the
@@ -38,6 +41,8 @@ public enum BoardKey: Equatable, Sendable {
         case (0x46, _), (0x7e, "4"), (0x7e, "8"): keys.append(.end)
         case (0x7e, "5"): keys.append(.pageUp)
         case (0x7e, "6"): keys.append(.pageDown)
+        case (0x49, ""): keys.append(.focusIn)
+        case (0x4f, ""): keys.append(.focusOut)
         default: break
         }
         index = end + 1
@@ -77,6 +82,9 @@ public struct BoardLoop {
   let messages: (read: FileDescriptor, write: FileDescriptor)
   var pendingMessage: [UInt8] = []
   let signals: FileDescriptor
+  /// In window 0 while no client is attached: nobody can see the board, so it
+  /// reads nothing and draws nothing until a client attaches (or a key comes).
+  var paused = false
 
   /// Checks the terminal and the selectors (before the screen changes), blocks
   /// the signals the loop reads (before any thread exists, so every thread
@@ -115,9 +123,17 @@ public struct BoardLoop {
     try terminal.enter()
     size = terminal.size()
     screen.reset(width: size.columns, height: size.rows)
+    // Raw mode is on (so a focus report typed from now on is read, not lost):
+    // in usvc's own session with no client attached, start paused.
+    if let tmux = try? supervisor.tmux(), isInside(tmux),
+      let sessions = try? tmux.run(["list-sessions", "-F", "#{session_name} #{session_attached}"]),
+      sessions.output.split(separator: "\n").contains("usvc 0")
+    {
+      pause()
+    }
     while true {
       let now = monotonicClock()
-      if now >= nextRefresh {
+      if !paused && now >= nextRefresh {
         refresh()
         nextRefresh = max(nextRefresh + interval, now + interval / 2)
       }
@@ -127,12 +143,24 @@ public struct BoardLoop {
         pollfd(fd: signals.rawValue, events: Int16(POLLIN), revents: 0),
         pollfd(fd: messages.read.rawValue, events: Int16(POLLIN), revents: 0),
       ]
-      let timeout = Int32(max(0, min(3_600_000, (nextRefresh - monotonicClock()) * 1000)).rounded(.up))
+      let timeout = paused ? -1 : Int32(max(0, min(3_600_000, (nextRefresh - monotonicClock()) * 1000)).rounded(.up))
       guard poll(&fds, nfds_t(fds.count), timeout) >= 0 || errno == EINTR else { finish(1) }
       if fds[1].revents != 0 { handleSignals() }
       if fds[2].revents != 0 { readMessages() }
       if fds[0].revents != 0 { readKeys() }
     }
+  }
+
+  mutating func pause() {
+    paused = true
+    board.message = "paused: no client is attached to usvc's session (any key resumes)"
+  }
+
+  mutating func resume() {
+    guard paused else { return }
+    paused = false
+    board.message = ""
+    nextRefresh = 0
   }
 
   /// The one way out: the terminal given back, then exit.
@@ -151,6 +179,7 @@ public struct BoardLoop {
   mutating func handleSignals() {
     while case let number = usvc_signalfd_read(signals.rawValue), number != 0 {
       if number == SIGWINCH {
+        resume()
         size = terminal.size()
         screen.reset(width: size.columns, height: size.rows)
         terminal.write("\u{1b}[0m\u{1b}[H\u{1b}[2J")
@@ -183,6 +212,16 @@ public struct BoardLoop {
 
   mutating func handle(_ key: BoardKey) {
     let page = max(1, size.rows - 4)
+    switch key {
+    case .focusOut:
+      pause()
+      return
+    case .focusIn:
+      resume()
+      return
+    default:
+      resume()
+    }
     switch board.mode {
     case .filtering(let previous):
       switch key {
@@ -192,7 +231,7 @@ public struct BoardLoop {
         board.mode = .browse
       case .backspace: if !board.filter.isEmpty { board.filter.removeLast() }
       case .character(let character): board.filter.append(character)
-      case .up, .down, .pageUp, .pageDown, .home, .end: break
+      case .up, .down, .pageUp, .pageDown, .home, .end, .focusIn, .focusOut: break
       }
       board.scroll = 0
       return
@@ -255,7 +294,7 @@ public struct BoardLoop {
     case .enter:
       guard let job = board.selected?.job.name else { return }
       attach(job)
-    case .escape, .backspace, .character: break
+    case .escape, .backspace, .character, .focusIn, .focusOut: break
     }
   }
 

@@ -215,7 +215,8 @@ public struct BoardTerminal {
     guard leave.withCString({ usvc_terminal_guard(output.rawValue, &saved, $0, strlen($0)) }) == 0 else {
       throw .system("cannot install the terminal's crash guard", .current)
     }
-    guard tcsetattr(input.rawValue, TCSAFLUSH, &raw) == 0 else {
+    // TCSADRAIN, not TCSAFLUSH: input already typed (a focus report) is kept.
+    guard tcsetattr(input.rawValue, TCSADRAIN, &raw) == 0 else {
       let error = Errno.current
       usvc_terminal_restore()
       throw .system("cannot set the terminal to raw input", error)

@@ -237,7 +237,7 @@ struct BoardTests {
     #expect(seen.count == 100, "rows never shown: \((1...100).map { "many-\($0)" }.filter { !seen.contains($0) })")
   }
 
-  @Test("window 0 of usvc's session runs the board; q there starts it again; the console (and its nudge) stays")
+  @Test("window 0 of usvc's session runs the board, paused while no client is attached; q there starts it again; the console stays")
   func windowZero() throws {
     let t = try TestHome()
     try t.ok("start", "web", "sleep", "100000")
@@ -247,17 +247,34 @@ struct BoardTests {
     func board(of console: pid_t) -> pid_t? {
       ProcStat.all().first { $0.parent == console && $0.state != "Z" }?.pid
     }
+    func windowZero() throws -> String { try t.tmux("capture-pane", "-p", "-t", "=usvc:0").stdout }
     let consolePid = try #require(try console())
-    #expect(try eventually(within: 15) { try t.tmux("capture-pane", "-p", "-t", "=usvc:0").stdout.contains("web-1") })
+
+    // Nobody attached: the board reads nothing, so a job started now does not show.
+    #expect(try eventually(within: 15) { try windowZero().contains("paused: no client is attached") })
+    try t.ok("start", "late", "sleep", "100000")
+    #expect(try !eventually(within: 3) { try windowZero().contains("late-1") })
+
+    // A client attaches (usvc attach in a terminal): the board reads and draws again.
+    let terminal = try TestTerminal(t, [usvcBinary, "attach"])
+    #expect(try eventually(within: 15) { let screen = try windowZero(); return screen.contains("late-1") && !screen.contains("paused") })
+    // What the client sees is the board: window 0 is where attach lands.
+    #expect(try eventually { try terminal.row("late-1") != nil })
+
+    // q there: the console starts a new board, which is not paused (a client is attached).
     let first = try #require(board(of: consolePid))
     _ = try t.tmux("send-keys", "-t", "=usvc:0", "q")
     #expect(eventually(within: 15) { board(of: consolePid).map { $0 != first } ?? false })
-    #expect(try eventually(within: 15) { try t.tmux("capture-pane", "-p", "-t", "=usvc:0").stdout.contains("web-1") })
+    #expect(try eventually(within: 15) { let screen = try windowZero(); return screen.contains("web-1") && !screen.contains("paused") })
     // A board killed outright is started again too, by the same console.
     let second = try #require(board(of: consolePid))
     kill(second, SIGKILL)
     #expect(eventually(within: 15) { board(of: consolePid).map { $0 != second } ?? false })
     #expect(try console() == consolePid)
+
+    // The last client detaches: paused again.
+    _ = try terminal.tmux("kill-server")
+    #expect(try eventually(within: 15) { try windowZero().contains("paused: no client is attached") })
   }
 
   // MARK: Pure parts
@@ -266,6 +283,7 @@ struct BoardTests {
   func keyParsing() {
     #expect(BoardKey.parse(Array("\u{1b}[A\u{1b}OB\u{1b}[5~\u{1b}[6~\u{1b}[H\u{1b}[4~".utf8)) == [.up, .down, .pageUp, .pageDown, .home, .end])
     #expect(BoardKey.parse([13, 0x1b, 0x7f, 3]) == [.enter, .escape, .backspace, .interrupt])
+    #expect(BoardKey.parse(Array("\u{1b}[I\u{1b}[O".utf8)) == [.focusIn, .focusOut])
     #expect(BoardKey.parse(Array("jé漢".utf8)) == [.character("j"), .character("é"), .character("漢")])
   }
 
