@@ -82,6 +82,8 @@ public struct BoardLoop {
   let messages: (read: FileDescriptor, write: FileDescriptor)
   var pendingMessage: [UInt8] = []
   let signals: FileDescriptor
+  /// The signals blocked for `signals` (unblocked again before exec).
+  let blocked: SignalSet
   /// In window 0 while no client is attached: nobody can see the board, so it
   /// reads nothing and draws nothing until a client attaches (or a key comes).
   var paused = false
@@ -112,6 +114,7 @@ public struct BoardLoop {
     board = Board(color: color)
     let set = SignalSet([.windowChanged, .terminate, .hangup, .interrupt, Signal(rawValue: SIGQUIT)])
     set.block()
+    blocked = set
     var raw = set.raw
     let fd = usvc_signalfd(&raw)
     guard fd >= 0 else { throw .system("cannot read signals", .current) }
@@ -327,6 +330,9 @@ public struct BoardLoop {
       return
     }
     terminal.restore()
+    // exec keeps the signal mask: tmux must get SIGWINCH and the others again.
+    var mask = blocked.raw
+    sigprocmask(SIG_UNBLOCK, &mask, nil)
     do {
       try tmux.attach(job)
     } catch {
