@@ -73,6 +73,18 @@ struct BoardTests {
     #expect(outcome.stdout.isEmpty)
   }
 
+  @Test("in a terminal, a bad selector or refresh interval is one usvc: line and exit 1, the screen untouched")
+  func badInput() throws {
+    let t = try TestHome()
+    try t.ok("start", "web", "sleep", "100000")
+    for (arguments, message) in [(["nope"], "usvc: no job or group named 'nope'"), (["-d", "0"], "usvc: bad value for -d: '0.0': expected 0.1 to 3600 seconds")] {
+      let terminal = try TestTerminal(t, [usvcBinary, "top"] + arguments)
+      #expect(try eventually { try terminal.screen().contains("board exited 1") })
+      #expect(try terminal.screen().filter { !$0.isEmpty } == [message, "board exited 1"])
+      _ = try terminal.tmux("kill-server")
+    }
+  }
+
   @Test("in a real terminal: problems first, a job turning waiting shows within 2 refreshes, r s S K l / move and q leaves a clean screen")
   func drivenThroughTmux() throws {
     let t = try TestHome()
@@ -167,6 +179,20 @@ struct BoardTests {
     #expect(try eventually { try terminal.screen().contains("board exited 0") })
     #expect(try !terminal.alternateScreen())
     #expect(try terminal.screen().filter { !$0.isEmpty } == ["board exited 0"])
+  }
+
+  @Test("Enter outside usvc's session: the board gives the terminal back and becomes usvc attach JOB")
+  func enterAttaches() throws {
+    let t = try TestHome()
+    try t.ok("start", "-n", "2", "web", "sleep", "100000")
+    let terminal = try TestTerminal(t, [usvcBinary, "top"])
+    #expect(try eventually { try terminal.row("web-2") != nil })
+    try terminal.send("End", "Enter")
+    #expect(try eventually { try t.tmux("list-clients", "-F", "#{client_session}").stdout.contains("usvc") })
+    #expect(try t.tmux("list-windows", "-t", "=usvc", "-F", "#{window_active} #{window_name}").stdout.contains("1 web-2"))
+    // The client is tmux itself now (exec'd), and it follows the terminal's size: SIGWINCH is not blocked.
+    try terminal.tmux("resize-window", "-x", "90", "-y", "20")
+    #expect(try eventually { try t.tmux("list-clients", "-F", "#{client_width}x#{client_height}").stdout.hasPrefix("90x20") })
   }
 
   @Test("a crash or a signal gives the terminal back too")
@@ -271,6 +297,16 @@ struct BoardTests {
     kill(second, SIGKILL)
     #expect(eventually(within: 15) { board(of: consolePid).map { $0 != second } ?? false })
     #expect(try console() == consolePid)
+
+    // Enter in window 0 switches the session to the job's window.
+    func activeWindow() throws -> String? {
+      try t.tmux("list-windows", "-t", "=usvc", "-F", "#{window_active} #{window_name}").stdout
+        .split(separator: "\n").first { $0.hasPrefix("1 ") }.map { String($0.dropFirst(2)) }
+    }
+    #expect(try activeWindow() == "usvc")
+    _ = try t.tmux("send-keys", "-t", "=usvc:0", "Home", "Enter")
+    #expect(try eventually { try activeWindow() == "late-1" })
+    #expect(board(of: consolePid) != nil)
 
     // The last client detaches: paused again.
     _ = try terminal.tmux("kill-server")

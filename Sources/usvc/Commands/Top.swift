@@ -10,7 +10,7 @@ extension USVC {
         l the last log lines of the job, Enter attaches to its window, / filters, q quits. \
         Colours by state unless NO_COLOR is set. Window 0 of usvc's tmux session runs it.
         """)
-    @Option(name: .short, help: "Seconds between refreshes.")
+    @Option(name: .short, help: ArgumentHelp("Seconds between refreshes.", valueName: "seconds"))
     var d: Double = 1
     @OptionGroup var selection: SelectorArguments
 
