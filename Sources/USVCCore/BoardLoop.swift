@@ -264,11 +264,7 @@ public struct BoardLoop {
     case .character("/"): board.mode = .filtering(previous: board.filter)
     case .character("r"):
       guard let job = board.selected?.job.name else { return }
-      perform("restarting \(job)") { supervisor in
-        var lines: [String] = []
-        try supervisor.restart([job]) { lines.append($0.description) }
-        return lines.joined(separator: "; ")
-      }
+      restart(job, saying: "restarting")
     case .character("s"):
       guard let job = board.selected?.job.name else { return }
       perform("stopping \(job)") { supervisor in
@@ -282,11 +278,7 @@ public struct BoardLoop {
         board.message = "\(job) is \(selected.state.rawValue): r restarts it"
         return
       }
-      perform("starting \(job)") { supervisor in
-        var lines: [String] = []
-        try supervisor.restart([job]) { lines.append($0.description) }
-        return lines.joined(separator: "; ")
-      }
+      restart(job, saying: "starting")
     case .character("K"):
       guard let (host, job) = board.selected else { return }
       board.mode = .confirmKill(host: host, job: job.name)
@@ -298,6 +290,15 @@ public struct BoardLoop {
       guard let job = board.selected?.job.name else { return }
       attach(job)
     case .escape, .backspace, .character, .focusIn, .focusOut: break
+    }
+  }
+
+  /// `usvc restart JOB` (which also starts a job that is not running), beside the board.
+  mutating func restart(_ job: String, saying what: String) {
+    perform("\(what) \(job)") { supervisor in
+      var lines: [String] = []
+      try supervisor.restart([job]) { lines.append($0.description) }
+      return lines.joined(separator: "; ")
     }
   }
 
