@@ -84,9 +84,8 @@ public struct BoardLoop {
   let signals: FileDescriptor
   /// The signals blocked for `signals` (unblocked again before exec).
   let blocked: SignalSet
-  /// In window 0 while no client is attached: nobody can see the board, so it
-  /// reads nothing and draws nothing until a client attaches (or a key comes).
-  var paused = false
+  /// Whether the board runs in usvc's own tmux session (window 0).
+  var inUsvcSession = false
 
   /// Checks the terminal and the selectors (before the screen changes), blocks
   /// the signals the loop reads (before any thread exists, so every thread
@@ -126,17 +125,10 @@ public struct BoardLoop {
     try terminal.enter()
     size = terminal.size()
     screen.reset(width: size.columns, height: size.rows)
-    // Raw mode is on (so a focus report typed from now on is read, not lost):
-    // in usvc's own session with no client attached, start paused.
-    if let tmux = try? supervisor.tmux(), isInside(tmux),
-      let sessions = try? tmux.run(["list-sessions", "-F", "#{session_name} #{session_attached}"]),
-      sessions.output.split(separator: "\n").contains("usvc 0")
-    {
-      pause()
-    }
+    inUsvcSession = (try? supervisor.tmux()).map(isInside) ?? false
     while true {
       let now = monotonicClock()
-      if !paused && now >= nextRefresh {
+      if now >= nextRefresh {
         refresh()
         nextRefresh = max(nextRefresh + interval, now + interval / 2)
       }
@@ -146,24 +138,12 @@ public struct BoardLoop {
         pollfd(fd: signals.rawValue, events: Int16(POLLIN), revents: 0),
         pollfd(fd: messages.read.rawValue, events: Int16(POLLIN), revents: 0),
       ]
-      let timeout = paused ? -1 : Int32(max(0, min(3_600_000, (nextRefresh - monotonicClock()) * 1000)).rounded(.up))
+      let timeout = Int32(max(0, min(3_600_000, (nextRefresh - monotonicClock()) * 1000)).rounded(.up))
       guard poll(&fds, nfds_t(fds.count), timeout) >= 0 || errno == EINTR else { finish(1) }
       if fds[1].revents != 0 { handleSignals() }
       if fds[2].revents != 0 { readMessages() }
       if fds[0].revents != 0 { readKeys() }
     }
-  }
-
-  mutating func pause() {
-    paused = true
-    board.message = "paused: no client is attached to usvc's session (any key resumes)"
-  }
-
-  mutating func resume() {
-    guard paused else { return }
-    paused = false
-    board.message = ""
-    nextRefresh = 0
   }
 
   /// The one way out: the terminal given back, then exit.
@@ -182,7 +162,6 @@ public struct BoardLoop {
   mutating func handleSignals() {
     while case let number = usvc_signalfd_read(signals.rawValue), number != 0 {
       if number == SIGWINCH {
-        resume()
         size = terminal.size()
         screen.reset(width: size.columns, height: size.rows)
         terminal.write("\u{1b}[0m\u{1b}[H\u{1b}[2J")
@@ -217,13 +196,12 @@ public struct BoardLoop {
     let page = max(1, size.rows - 4)
     switch key {
     case .focusOut:
-      pause()
+      // The last client left usvc's session: nobody can see window 0, so the
+      // board ends and its console starts it again when a client attaches.
+      if inUsvcSession { finish(boardUnwatchedStatus) }
       return
-    case .focusIn:
-      resume()
-      return
-    default:
-      resume()
+    case .focusIn: return
+    default: break
     }
     switch board.mode {
     case .filtering(let previous):

@@ -24,8 +24,8 @@ enum TmuxConfig {
     # which clears what the old job left and runs it again.
     set -g remain-on-exit failed
     set-hook -g pane-died { if-shell -F "#{pane_dead_signal}" { respawn-pane } }
-    # Window 0 runs the board (usvc top), which reads every job each second: it
-    # pauses while no client is attached. Focus-in/out reports (ESC [ I, ESC [ O)
+    # Window 0 shows the board (usvc top), which reads every job each second: it
+    # runs only while a client is attached. Focus-in/out reports (ESC [ I, ESC [ O)
     # typed into its pane say when the first client attaches and the last detaches.
     set-hook -g client-attached { send-keys -t =usvc:0 -H 1b 5b 49 }
     set-hook -g client-detached { if-shell -F "#{session_attached}" "" { send-keys -t =usvc:0 -H 1b 5b 4f } }

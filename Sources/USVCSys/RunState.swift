@@ -209,3 +209,8 @@ extension JobPaths {
 }
 
 import CShims
+
+/// How `usvc top` exits when the last client detached from usvc's session (it
+/// read a focus-out report in window 0): nobody can see it, so window 0's
+/// console waits for a client before starting it again.
+public let boardUnwatchedStatus: Int32 = 3

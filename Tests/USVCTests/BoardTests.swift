@@ -263,7 +263,7 @@ struct BoardTests {
     #expect(seen.count == 100, "rows never shown: \((1...100).map { "many-\($0)" }.filter { !seen.contains($0) })")
   }
 
-  @Test("window 0 of usvc's session runs the board, paused while no client is attached; q there starts it again; the console stays")
+  @Test("window 0 of usvc's session shows the board while a client is attached; q there starts it again; the console stays")
   func windowZero() throws {
     let t = try TestHome()
     try t.ok("start", "web", "sleep", "100000")
@@ -276,22 +276,21 @@ struct BoardTests {
     func windowZero() throws -> String { try t.tmux("capture-pane", "-p", "-t", "=usvc:0").stdout }
     let consolePid = try #require(try console())
 
-    // Nobody attached: the board reads nothing, so a job started now does not show.
-    #expect(try eventually(within: 15) { try windowZero().contains("paused: no client is attached") })
+    // Nobody attached: no board runs (nothing reads the jobs every second); the console says what shows there.
+    #expect(try eventually(within: 15) { try windowZero().contains("The board (usvc top) shows here while a client is attached") })
+    #expect(!eventually(within: 3) { board(of: consolePid) != nil })
     try t.ok("start", "late", "sleep", "100000")
-    #expect(try !eventually(within: 3) { try windowZero().contains("late-1") })
 
-    // A client attaches (usvc attach in a terminal): the board reads and draws again.
+    // A client attaches (usvc attach in a terminal): the board starts, and that is what the client sees.
     let terminal = try TestTerminal(t, [usvcBinary, "attach"])
-    #expect(try eventually(within: 15) { let screen = try windowZero(); return screen.contains("late-1") && !screen.contains("paused") })
-    // What the client sees is the board: window 0 is where attach lands.
+    #expect(try eventually(within: 15) { try windowZero().contains("late-1") })
     #expect(try eventually { try terminal.row("late-1") != nil })
 
-    // q there: the console starts a new board, which is not paused (a client is attached).
+    // q there: the console starts a new board at once (a client is still attached).
     let first = try #require(board(of: consolePid))
     _ = try t.tmux("send-keys", "-t", "=usvc:0", "q")
     #expect(eventually(within: 15) { board(of: consolePid).map { $0 != first } ?? false })
-    #expect(try eventually(within: 15) { let screen = try windowZero(); return screen.contains("web-1") && !screen.contains("paused") })
+    #expect(try eventually(within: 15) { try windowZero().contains("web-1") })
     // A board killed outright is started again too, by the same console.
     let second = try #require(board(of: consolePid))
     kill(second, SIGKILL)
@@ -303,14 +302,15 @@ struct BoardTests {
       try t.tmux("list-windows", "-t", "=usvc", "-F", "#{window_active} #{window_name}").stdout
         .split(separator: "\n").first { $0.hasPrefix("1 ") }.map { String($0.dropFirst(2)) }
     }
+    #expect(try eventually(within: 15) { try windowZero().contains("late-1") })
     #expect(try activeWindow() == "usvc")
     _ = try t.tmux("send-keys", "-t", "=usvc:0", "Home", "Enter")
     #expect(try eventually { try activeWindow() == "late-1" })
-    #expect(board(of: consolePid) != nil)
 
-    // The last client detaches: paused again.
+    // The last client detaches: the board ends, the console (and its nudge) stays.
     _ = try terminal.tmux("kill-server")
-    #expect(try eventually(within: 15) { try windowZero().contains("paused: no client is attached") })
+    #expect(eventually(within: 15) { board(of: consolePid) == nil })
+    #expect(try console() == consolePid)
   }
 
   // MARK: Pure parts
