@@ -71,8 +71,8 @@ public struct Tmux: Sendable {
   }
 
   /// Starts the server, unless it runs already, with window 0 (`usvc`): the
-  /// console, which runs the board (`usvc top`) and starts it again when it
-  /// ends, and keeps nudging tmux to notice dead runners, board or not.
+  /// console, which shows the board (`usvc top`) while a client is attached,
+  /// and keeps nudging tmux to notice dead runners, board or not.
   public func ensureServer() throws(UsvcError) {
     if isRunning() { return }
     do {

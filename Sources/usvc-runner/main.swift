@@ -1,5 +1,5 @@
 // usvc-runner HOME NAME: keeps one job running in its tmux pane.
-// usvc-runner --console [USVC]: window 0, which keeps usvc's tmux session alive and runs `USVC top`.
+// usvc-runner --console [USVC]: window 0, which keeps usvc's tmux session alive and shows `USVC top`.
 import Glibc
 import USVCRunner
 import USVCSys
