@@ -320,14 +320,9 @@ public struct BoardLoop {
     }
   }
 
-  /// Whether the board runs in a pane of usvc's own tmux server (TMUX is
-  /// `SOCKET,PID,SESSION`; the socket path may itself hold commas).
+  /// Whether the board runs in a pane of usvc's own tmux server.
   func isInside(_ tmux: Tmux) -> Bool {
-    guard let value = supervisor.environment.first(where: { $0.hasPrefix("TMUX=") })?.dropFirst(5) else { return false }
-    var parts = value.split(separator: ",", omittingEmptySubsequences: false)
-    guard parts.count >= 3 else { return false }
-    parts.removeLast(2)
-    let socket = parts.joined(separator: ",")
+    guard let socket = tmuxSocket(environment: supervisor.environment) else { return false }
     if socket == tmux.socket { return true }
     guard let mine = realpath(tmux.socket, nil), let theirs = realpath(socket, nil) else { return false }
     defer { free(mine); free(theirs) }

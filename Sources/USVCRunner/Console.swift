@@ -32,7 +32,8 @@ public func runConsole(board: String?) -> Never {
   var board = board.flatMap { access($0, X_OK) == 0 ? $0 : nil }
   var child: pid_t = 0
   // The server starts detached (usvc start): nobody watches until a client attaches.
-  var watched = false
+  // A console started again later (its pane respawned) asks tmux once.
+  var watched = board != nil && hasClients()
   var startAt = 0.0
   var nextNudge = monotonicClock() + 1
   var buffer = [UInt8](repeating: 0, count: 256)
@@ -93,6 +94,15 @@ public func runConsole(board: String?) -> Never {
       }
     }
   }
+}
+
+/// Whether usvc's tmux server (the one in `TMUX`) has a client attached now.
+func hasClients() -> Bool {
+  let environment = processEnvironment()
+  guard let socket = tmuxSocket(environment: environment),
+    let result = try? runCapturing(["tmux", "-S", socket, "list-clients", "-F", "#{client_name}"], environment: environment)
+  else { return false }
+  return result.status.isSuccess && !result.output.isEmpty
 }
 
 /// Whether a client watches, after these bytes typed into the pane: the last

@@ -297,6 +297,12 @@ struct BoardTests {
     #expect(eventually(within: 15) { board(of: consolePid).map { $0 != second } ?? false })
     #expect(try console() == consolePid)
 
+    // A console killed outright is started again in its pane by tmux, and with a
+    // client attached it shows the board at once.
+    kill(consolePid, SIGKILL)
+    #expect(try eventually(within: 15) { try console().map { $0 != consolePid && board(of: $0) != nil } ?? false })
+    let respawned = try #require(try console())
+
     // Enter in window 0 switches the session to the job's window.
     func activeWindow() throws -> String? {
       try t.tmux("list-windows", "-t", "=usvc", "-F", "#{window_active} #{window_name}").stdout
@@ -309,8 +315,8 @@ struct BoardTests {
 
     // The last client detaches: the board ends, the console (and its nudge) stays.
     _ = try terminal.tmux("kill-server")
-    #expect(eventually(within: 15) { board(of: consolePid) == nil })
-    #expect(try console() == consolePid)
+    #expect(eventually(within: 15) { board(of: respawned) == nil })
+    #expect(try console() == respawned)
   }
 
   // MARK: Pure parts
