@@ -195,7 +195,7 @@ struct BoardTests {
     #expect(try eventually { try t.tmux("list-clients", "-F", "#{client_width}x#{client_height}").stdout.hasPrefix("90x20") })
   }
 
-  @Test("a crash or a signal gives the terminal back too")
+  @Test("a crash, a signal or Ctrl-C gives the terminal back too")
   func restoredOnSignals() throws {
     let t = try TestHome()
     try t.ok("start", "web", "sleep", "100000")
@@ -209,6 +209,12 @@ struct BoardTests {
       #expect(try terminal.tmux("display", "-p", "#{cursor_flag}").stdout.hasPrefix("1"), "cursor hidden after signal \(signal)")
       _ = try terminal.tmux("kill-server")
     }
+    // Ctrl-C is a key like q (the board reads keys raw): a clean exit.
+    let terminal = try TestTerminal(t, [usvcBinary, "top"])
+    #expect(try eventually { try terminal.row("web-1") != nil })
+    try terminal.send("C-c")
+    #expect(try eventually { try terminal.screen().contains("board exited 0") })
+    #expect(try !terminal.alternateScreen())
   }
 
   @Test("user data is shown escaped, colour follows the state, none with NO_COLOR")
