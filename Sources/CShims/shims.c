@@ -12,6 +12,7 @@
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <wchar.h>
 
 extern char **environ;
 
@@ -163,3 +164,57 @@ int usvc_spawn_plain(const char *path, char *const argv[], char *const envp[],
   }
   return pid;
 }
+
+static int terminal_fd = -1;
+static struct termios terminal_saved;
+static char terminal_bytes[256];
+static size_t terminal_length;
+static volatile sig_atomic_t terminal_restored = 1;
+
+void usvc_terminal_restore(void) {
+  if (terminal_restored) return;
+  terminal_restored = 1;
+  const char *p = terminal_bytes;
+  size_t left = terminal_length;
+  while (left > 0) {
+    ssize_t n = write(terminal_fd, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    p += n;
+    left -= (size_t)n;
+  }
+  tcsetattr(terminal_fd, TCSANOW, &terminal_saved);
+}
+
+static void terminal_crashed(int signal_number) {
+  int saved_errno = errno;
+  usvc_terminal_restore();
+  // Die of the same signal, as without this handler (core dump, exit status).
+  struct sigaction fallback;
+  memset(&fallback, 0, sizeof fallback);
+  fallback.sa_handler = SIG_DFL;
+  sigaction(signal_number, &fallback, NULL);
+  errno = saved_errno;
+  raise(signal_number);
+}
+
+int usvc_terminal_guard(int fd, const struct termios *saved, const char *bytes, size_t length) {
+  if (length > sizeof terminal_bytes) { errno = EINVAL; return -1; }
+  terminal_fd = fd;
+  terminal_saved = *saved;
+  memcpy(terminal_bytes, bytes, length);
+  terminal_length = length;
+  terminal_restored = 0;
+  static const int crashes[] = {SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGABRT, SIGFPE, SIGSYS};
+  struct sigaction action;
+  memset(&action, 0, sizeof action);
+  action.sa_handler = terminal_crashed;
+  // SA_NODEFER | SA_RESETHAND: a crash inside the handler ends the process at once.
+  action.sa_flags = SA_NODEFER | SA_RESETHAND;
+  for (size_t i = 0; i < sizeof crashes / sizeof crashes[0]; i++) {
+    if (sigaction(crashes[i], &action, NULL) != 0) return -1;
+  }
+  return 0;
+}
+
+int usvc_wcwidth(unsigned int scalar) { return wcwidth((wchar_t)scalar); }

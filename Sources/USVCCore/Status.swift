@@ -31,15 +31,49 @@ public struct HostStatus: Sendable {
   public var cpuSince: String
 }
 
+/// The cpu figures of the previous status, held in memory by a caller that
+/// asks again and again (the board), instead of `run/status.sample`.
+public struct StatusBaseline: Sendable {
+  var sample: CPUSample?
+  public init() {}
+}
+
 extension Supervisor {
-  /// Reads /proc once and every job's state file, and builds the status of
-  /// `names`. Without `processFigures` (`status -s`: only the counts of the
-  /// system line), the jobs' processes are not read.
+  /// Reads /proc once and every job's state file, and builds the status of `names`.
+  /// cpu % is measured since the previous call of any `usvc status` of this home.
+  /// Without `processFigures` (`status -s`: only the counts of the system line),
+  /// the jobs' processes are not read, and their baselines of the last full call stay.
   public func status(_ names: [String], processFigures: Bool = true) -> HostStatus {
-    let system = SystemFigures.read()
-    let now = monotonicClock()
     let samplePath = home.path + "/run/status.sample"
     let previous = CPUSample.load(samplePath)
+    var (status, sample) = status(names, previous: previous, processFigures: processFigures)
+    if !processFigures { sample.jobs = previous?.jobs ?? [:] }
+    // Keep the older baseline while it is still too young to compare against.
+    // Rewritten in place, not renamed: creating a file costs more than the rest of
+    // `status` here, and a torn sample only makes the next call use lifetime figures.
+    if status.cpuSince == "previous-call" || previous == nil || sample.time - (previous?.time ?? 0) >= 0.05,
+      let fd = try? FileDescriptor.open(samplePath, O_WRONLY | O_CREAT)
+    {
+      let bytes = Array(sample.encoded().utf8)
+      _ = try? fd.writeAll(bytes)
+      ftruncate(fd.rawValue, off_t(bytes.count))
+      fd.close()
+    }
+    return status
+  }
+
+  /// The status of `names` with cpu % since the previous call with this
+  /// `baseline` (kept in memory: the board asks every second and must not
+  /// write the home each time, nor disturb `usvc status`'s own baseline).
+  public func status(_ names: [String], baseline: inout StatusBaseline) -> HostStatus {
+    let (status, sample) = status(names, previous: baseline.sample)
+    baseline.sample = sample
+    return status
+  }
+
+  func status(_ names: [String], previous: CPUSample?, processFigures: Bool = true) -> (HostStatus, CPUSample) {
+    let system = SystemFigures.read()
+    let now = monotonicClock()
     // A baseline younger than 50 ms says little: use lifetime figures instead.
     let baseline = previous.flatMap { now - $0.time >= 0.05 && now - $0.time < 3600 ? $0 : nil }
     var sample = CPUSample(time: now, busy: system.cpuBusy, total: system.cpuTotal)
@@ -91,22 +125,10 @@ extension Supervisor {
       }
       jobs.append(status)
     }
-    // Without process figures, the jobs' baselines of the last full call stay.
-    if !processFigures { sample.jobs = previous?.jobs ?? [:] }
-    // Keep the older baseline while it is still too young to compare against.
-    // Rewritten in place, not renamed: creating a file costs more than the rest of
-    // `status` here, and a torn sample only makes the next call use lifetime figures.
-    if baseline != nil || previous == nil || now - (previous?.time ?? 0) >= 0.05,
-      let fd = try? FileDescriptor.open(samplePath, O_WRONLY | O_CREAT)
-    {
-      let bytes = Array(sample.encoded().utf8)
-      _ = try? fd.writeAll(bytes)
-      ftruncate(fd.rawValue, off_t(bytes.count))
-      fd.close()
-    }
-    return HostStatus(
+    let status = HostStatus(
       host: hostName(), system: system, cpuPercent: cpuPercent, jobs: jobs,
       cpuSince: baseline != nil ? "previous-call" : "boot")
+    return (status, sample)
   }
 }
 

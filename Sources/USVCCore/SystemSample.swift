@@ -60,7 +60,7 @@ public struct SystemFigures: Sendable {
 
 /// The figures `status` keeps from one call to the next (`run/status.sample`),
 /// so cpu % means "since the previous status" rather than needing a pause.
-struct CPUSample {
+struct CPUSample: Sendable {
   var time: Double = 0
   var busy: UInt64 = 0
   var total: UInt64 = 0

@@ -65,7 +65,14 @@ public struct Tmux: Sendable {
     (try? run(["has-session", "-t", "=usvc"]))?.status.isSuccess ?? false
   }
 
-  /// Starts the server with the `usvc` console window, unless it runs already.
+  /// usvc itself, installed next to usvc-runner: window 0 runs its board.
+  var cli: String {
+    (runner.lastIndex(of: "/").map { String(runner[..<$0]) } ?? ".") + "/usvc"
+  }
+
+  /// Starts the server, unless it runs already, with window 0 (`usvc`): the
+  /// console, which shows the board (`usvc top`) while a client is attached,
+  /// and keeps nudging tmux to notice dead runners, board or not.
   public func ensureServer() throws(UsvcError) {
     if isRunning() { return }
     do {
@@ -73,7 +80,7 @@ public struct Tmux: Sendable {
     } catch {
       throw .tmux("cannot write \(configPath): \(error)")
     }
-    let result = try run(["new-session", "-d", "-s", "usvc", "-n", "usvc", "-x", "200", "-y", "50", "--", Tmux.escaped(runner), "--console"])
+    let result = try run(["new-session", "-d", "-s", "usvc", "-n", "usvc", "-x", "200", "-y", "50", "--", Tmux.escaped(runner), "--console", Tmux.escaped(cli)])
     // Another usvc may have started it in the meantime: that is fine too.
     if !result.status.isSuccess && !isRunning() {
       throw .tmux("cannot start the server: \(result.errorOutput.trimmed)")

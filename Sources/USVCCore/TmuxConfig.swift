@@ -27,6 +27,11 @@ enum TmuxConfig {
     # which clears what the old job left and runs it again.
     set -g remain-on-exit failed
     set-hook -g pane-died { if-shell -F "#{pane_dead_signal}" { respawn-pane } }
+    # Window 0 shows the board (usvc top), which reads every job each second: it
+    # runs only while a client is attached. Focus-in/out reports (ESC [ I, ESC [ O)
+    # typed into its pane say when the first client attaches and the last detaches.
+    set-hook -g client-attached { send-keys -t =usvc:0 -H 1b 5b 49 }
+    set-hook -g client-detached { if-shell -F "#{session_attached}" "" { send-keys -t =usvc:0 -H 1b 5b 4f } }
     # Ctrl-C, Ctrl-\ and Ctrl-Z in an attached window would signal the job: say how to stop it instead.
     bind-key -n C-c display-message "usvc: Ctrl-C is not sent to jobs; stop this one with 'usvc stop #{window_name}', detach with C-b d"
     bind-key -n C-\\ display-message "usvc: Ctrl-\\ is not sent to jobs; stop this one with 'usvc stop #{window_name}'"

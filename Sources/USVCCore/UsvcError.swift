@@ -20,7 +20,7 @@ public enum UsvcError: Error, CustomStringConvertible, Equatable {
   case cannotStart(job: String, why: String)
   case stopTimedOut(job: String)
   case badSignal(String)
-  case notATerminal
+  case notATerminal(command: String, what: String)
   case dependencyCycle([String])
   case badHost(String)
   case badFile(path: String, why: String)
@@ -49,7 +49,7 @@ public enum UsvcError: Error, CustomStringConvertible, Equatable {
     case .cannotStart(let job, let why): return "cannot start \(job): \(why)"
     case .stopTimedOut(let job): return "\(job) did not stop in time"
     case .badSignal(let text): return "unknown signal '\(text)'"
-    case .notATerminal: return "attach needs a terminal: standard input is not one"
+    case .notATerminal(let command, let what): return "\(command) needs a terminal: \(what)"
     case .dependencyCycle(let names): return "dependency cycle: \(names.joined(separator: " -> "))"
     case .badHost(let host): return "bad host name '\(host)'"
     case .badFile(let path, let why): return "\(path): \(why)"

@@ -6,6 +6,7 @@ public struct FileDescriptor: Sendable, Hashable {
   public let rawValue: Int32
   public init(rawValue: Int32) { self.rawValue = rawValue }
 
+  public static let standardInput = FileDescriptor(rawValue: 0)
   public static let standardOutput = FileDescriptor(rawValue: 1)
   public static let standardError = FileDescriptor(rawValue: 2)
 

@@ -209,3 +209,18 @@ extension JobPaths {
 }
 
 import CShims
+
+/// How `usvc top` exits when the last client detached from usvc's session (it
+/// read a focus-out report in window 0): nobody can see it, so window 0's
+/// console waits for a client before starting it again.
+public let boardUnwatchedStatus: Int32 = 3
+
+/// The socket of the tmux server this process runs in, from `TMUX`
+/// (`SOCKET,PID,SESSION`; the socket path may itself hold commas), or nil.
+public func tmuxSocket(environment: [String]) -> String? {
+  guard let value = environment.first(where: { $0.hasPrefix("TMUX=") })?.dropFirst(5) else { return nil }
+  var parts = value.split(separator: ",", omittingEmptySubsequences: false)
+  guard parts.count >= 3 else { return nil }
+  parts.removeLast(2)
+  return parts.joined(separator: ",")
+}

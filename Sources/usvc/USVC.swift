@@ -13,7 +13,7 @@ struct USVC: ParsableCommand {
     subcommands: [
       Start.self, Stop.self, Restart.self, Status.self, Show.self, Attach.self, Logs.self,
       Kill.self, Remove.self, Conf.self, Jobs.self, Pidof.self, Events.self, Save.self, Load.self,
-      Check.self, Resurrect.self, Shutdown.self,
+      Check.self, Resurrect.self, Shutdown.self, Top.self,
     ])
 
   /// Errors become one `usvc: …` line on stderr and exit 1 (SPEC), not

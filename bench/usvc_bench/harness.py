@@ -146,6 +146,7 @@ PHASES = [
     phase_usvc_scale,
     phase_start,
     phase_crashloop,
+    ModulePhase("board", "Board: CPU of usvc top and bytes per refresh"),  # bench/board.py
     # ModulePhase("conf_writes", "Conf writes: time and peak memory by job count"),  # bench/conf_writes.py
 ]
 

@@ -78,4 +78,19 @@ int usvc_spawn_plain(const char *path, char *const argv[], char *const envp[],
 int usvc_lock_file(int fd);
 /// The pid holding a write lock on `fd`'s file, 0 when none, -1 on error (`F_GETLK`).
 int usvc_lock_holder(int fd);
+
+/// Remembers how to give terminal `fd` back: its attributes before the board
+/// (`saved`) and the bytes that leave the board's screen modes. Installs
+/// handlers for the signals of a crash (SEGV, BUS, ILL, TRAP, ABRT, FPE, SYS)
+/// that give it back, then let the process die of that signal as before.
+/// Copies everything: the handlers must not touch Swift memory.
+int usvc_terminal_guard(int fd, const struct termios *saved, const char *bytes, size_t length);
+
+/// Gives the terminal back (the one place every exit path goes through:
+/// quit, SIGTERM/SIGHUP/SIGINT, a crash). Async-signal-safe: a write and a
+/// tcsetattr. Only the first call does anything.
+void usvc_terminal_restore(void);
+
+/// `wcwidth`: the columns a character takes (-1: not printable), by LC_CTYPE.
+int usvc_wcwidth(unsigned int scalar);
 #endif

@@ -11,7 +11,7 @@ extension USVC {
     var job: String?
 
     func run() throws {
-      guard isatty(0) == 1 else { throw UsvcError.notATerminal }
+      guard isatty(0) == 1 else { throw UsvcError.notATerminal(command: "attach", what: "standard input is not one") }
       let supervisor = try USVC.supervisor(forWriting: false)
       if let job, !supervisor.store.exists(job) { throw UsvcError.noSuchJob(job) }
       try supervisor.tmux().attach(job)
