@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <wchar.h>
@@ -43,6 +44,20 @@ int usvc_openpty(int *master, int *slave, char *name, size_t name_len,
 }
 
 int usvc_signalfd(const sigset_t *mask) { return signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK); }
+
+int usvc_interval_timer(long milliseconds) {
+  int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (fd < 0) return -1;
+  struct timespec every = {milliseconds / 1000, (milliseconds % 1000) * 1000000L};
+  struct itimerspec spec = {every, every};
+  if (timerfd_settime(fd, 0, &spec, NULL) < 0) {
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+  }
+  return fd;
+}
 
 int usvc_signalfd_read(int fd) {
   struct signalfd_siginfo info;

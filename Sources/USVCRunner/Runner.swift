@@ -37,21 +37,17 @@ public struct Runner {
   let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8192, alignment: 16)
   /// The main pids of the jobs this one is after, when it last started (for `job.propagate`).
   var dependencyPids: [String: pid_t] = [:]
-  var nextDependencyCheck: Double = 0
   /// Inode, modification time and size of the spec last read.
   var specIdentity: [UInt64] = []
-  /// An inotify watch on the spec file read last (renewed at each read): so
-  /// a respawn stats nothing unless the CLI replaced the spec. -1 without inotify.
-  let specWatch: Int32
-  var specMayHaveChanged = false
+  /// The spec (so a respawn stats nothing unless the CLI replaced it) and
+  /// the other jobs' states (for `job.after`), watched.
+  var watches: FileWatches
   /// The job's argv, environment and descriptor steps as C data, for this
   /// version of the spec: a respawn builds nothing.
   var preparedLaunch: PreparedSpawn?
   /// Events that could not be written to `events.log` (a full or read-only
   /// disk) since the last one that could: reported with the next that can.
   var lostEvents = 0
-  /// Hooks still running: pid → (which, when it is killed).
-  var hooks: [pid_t: (name: String, killAt: Double)] = [:]
 
   /// Sets up everything, or prints why it cannot and returns nil.
   public init?(home: String, name: String) {
@@ -70,8 +66,8 @@ public struct Runner {
       Runner.say("usvc-runner \(name): another runner holds \(paths.lock)")
       return nil
     }
-    specWatch = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
-    specMayHaveChanged = !Runner.watch(specWatch, paths.spec)
+    watches = FileWatches(ownState: name + ".state")
+    watches.watchSpec(paths.spec)
     guard let info = fileStatus(paths.spec), let bytes = readFile(paths.spec),
       let spec = JobSpec(decoding: bytes)
     else {
@@ -79,6 +75,7 @@ public struct Runner {
       return nil
     }
     self.spec = spec
+    watches.watchStates(in: home + "/run", !spec.after.isEmpty)
     specIdentity = Runner.identity(info)
 
     // 3. What an earlier runner of this job left: counters, and perhaps processes
@@ -157,7 +154,8 @@ public struct Runner {
       pollfd(fd: master.rawValue, events: Int16(POLLIN), revents: 0),
       pollfd(fd: paneOpen ? 0 : -1, events: Int16(POLLIN), revents: 0),
       pollfd(fd: paneWaitsForRoom ? pane.fd : -1, events: Int16(POLLOUT), revents: 0),
-      pollfd(fd: specWatch, events: Int16(POLLIN), revents: 0),
+      pollfd(fd: watches.inotify, events: Int16(POLLIN), revents: 0),
+      pollfd(fd: watches.timer, events: Int16(POLLIN), revents: 0),
     ]
     var timeout: Int32 = -1
     if let deadline = machine.deadline {
@@ -167,14 +165,7 @@ public struct Runner {
       let due = Int32(max(0, ((pane.resumeAt - now) * 1000).rounded(.up)))
       timeout = timeout < 0 ? due : min(timeout, due)
     }
-    if spec.propagate && !spec.after.isEmpty, case .running = machine.state {
-      timeout = timeout < 0 ? 250 : min(timeout, 250)
-    }
-    if let hookDeadline = hooks.values.map(\.killAt).min(), hookDeadline.isFinite {
-      let due = Int32(max(0, min(3_600_000, ((hookDeadline - monotonicClock()) * 1000).rounded(.up))))
-      timeout = timeout < 0 ? due : min(timeout, due)
-    }
-    let ready = poll(&fds, 5, timeout)
+    let ready = poll(&fds, nfds_t(fds.count), timeout)
     if ready < 0 && errno != EINTR {
       Runner.say("usvc-runner \(paths.name): fatal: poll: \(Errno.current)")
       exit(1)
@@ -183,13 +174,15 @@ public struct Runner {
     if fds[3].revents != 0 { pane.resume() }
     if fds[2].revents != 0 { forwardInput() }
     // Before the signals: a spec replaced before the job died applies to its next run.
-    if fds[4].revents != 0 { noteSpecChange() }
+    let statesChanged = fds[4].revents != 0 || fds[5].revents != 0 ? watches.drain(buffer) : false
     if fds[0].revents != 0 { handleSignals() }
     if let deadline = machine.deadline, monotonicClock() >= deadline {
       perform(machine.handle(.deadline, now: monotonicClock()))
     }
-    checkDependencies()
-    if !hooks.isEmpty { killOverdueHooks() }
+    if statesChanged {
+      perform(machine.handle(.dependenciesChanged, now: monotonicClock()))
+      checkDependencies()
+    }
   }
 
   mutating func handleSignals() {
@@ -220,8 +213,8 @@ public struct Runner {
   /// SIGCHLD coalesces: reap until nothing is left to reap.
   mutating func reapChildren() {
     while let (pid, status) = reapAnyChild() {
-      if let hook = hooks.removeValue(forKey: pid) {
-        if !status.isSuccess { say("hook \(hook.name) ended with \(status)\(hook.name == "pre" ? "; starting anyway" : "")") }
+      if let hook = hookName(pid) {
+        if !status.isSuccess { say("hook \(hook) ended with \(status)\(hook == "pre" ? "; starting anyway" : "")") }
         perform(machine.handle(.hookEnded(pid: pid), now: monotonicClock()))
         continue
       }
@@ -242,6 +235,13 @@ public struct Runner {
     }
   }
 
+  /// Which hook `pid` is, while the machine waits for it; nil for any other
+  /// process (a hook killed when overdue is reaped as a straggler).
+  func hookName(_ pid: pid_t) -> String? {
+    if case .preStart(let hook, _) = machine.state, hook == pid { return "pre" }
+    return machine.hooks[pid]?.name
+  }
+
   var mainPid: pid_t {
     switch machine.state {
     case .running(let pid, _): return pid
@@ -259,11 +259,8 @@ public struct Runner {
     //    else comes before the spawn, not even formatting a line: a job dies
     //    rarely, and whatever runs first then runs from cold caches.
     if actions.contains(.killJob) { signalJob([.kill]) }
-    for case .killHook(let pid) in actions {
-      // Killed on purpose: reaped as a straggler, without a line saying it ended.
-      try? Signal.kill.send(toGroup: pid)
-      hooks[pid] = nil
-    }
+    // A hook killed on purpose is reaped as a straggler, without a line saying it ended.
+    for case .killHook(let pid) in actions { try? Signal.kill.send(toGroup: pid) }
     var next: RunnerMachine.Event?
     if actions.contains(.spawn) {
       next = launchProgram()
@@ -305,340 +302,5 @@ public struct Runner {
       if published.pid > 1 { try? signal.send(toGroup: published.pid) }
       for pid in descendants { try? signal.send(to: pid) }
     }
-  }
-
-  /// Begins a run: what the job is `after` must be running, then the `pre`
-  /// hook runs (the machine waits for it in `preStart`), or else the program
-  /// starts at once. Says what came of it as the machine's event.
-  mutating func launchProgram() -> RunnerMachine.Event {
-    refreshSpec()
-    if let unmet = unmetDependency() { return .blocked(selector: unmet.selector, detail: unmet.detail) }
-    if spec.propagate { dependencyPids = dependencyMainPids() }
-    if !spec.pre.isEmpty, let pid = startHook("pre", spec.pre, hookFacts(nil, ranFor: 0), killAt: .infinity) {
-      return .preHookStarted(pid: pid, killAt: monotonicClock() + spec.hookTimeout)
-    }
-    return spawnProgram()
-  }
-
-  /// Starts the program and says what came of it as the machine's event.
-  mutating func spawnProgram() -> RunnerMachine.Event {
-    let now = monotonicClock()
-    if published.started > 0 { published.restarts += 1 }
-    published.started = wallClock()
-    machine.configure(spec)
-    log.maxBytes = spec.logMaxBytes
-    log.keep = spec.logKeep
-    let previousMask = umask(spec.umask)
-    defer { umask(previousMask) }
-    // This runner installs no signal handler (resetSignalDispositions at its start).
-    let launch = preparedLaunch ?? PreparedSpawn(
-      spec.argv, environment: spec.environment, directory: spec.directory, newSession: true,
-      actions: [.open(slavePath, as: 0, flags: O_RDWR), .duplicate(0, as: 1), .duplicate(0, as: 2), .closeFrom(3)])
-    preparedLaunch = launch
-    do {
-      var attempts = 0
-      var pid: pid_t = 0
-      while true {
-        do {
-          pid = try launch.start()
-          break
-        } catch where error == Errno(ETXTBSY) && attempts < 100 {
-          // The program file is still open for writing somewhere (just written,
-          // or a writer's fd leaked into a forked child): give it a moment.
-          attempts += 1
-          usleep(10_000)
-        }
-      }
-      runBegan = now
-      published.pid = pid
-      published.pidStart = ProcStat.read(pid)?.startTicks ?? 0
-      // After the spawn, not on the respawn path: the program file as this run found it
-      // (for `changed` in status).
-      if let info = fileStatus(spec.command) {
-        published.programDevice = UInt64(info.st_dev)
-        published.programInode = UInt64(info.st_ino)
-        published.programModified = Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
-      }
-      return .spawned(pid: pid)
-    } catch {
-      // The child's chdir and exec report the same way: name the directory
-      // when it is what failed, not the program (looked at only on failure).
-      if access(spec.directory, X_OK) != 0 {
-        published.reason = "working directory \(spec.directory): \(Errno.current)"
-      } else {
-        published.reason = "\(spec.command): \(error)"
-      }
-      return .spawnFailed(reason: published.reason)
-    }
-  }
-
-  /// Reads `run/NAME.spec` again if the CLI rewrote it (a changed conf applies
-  /// from the next start on). Nothing at all unless the watch saw the file
-  /// change (or there is no watch); then a stat, and a read if it differs.
-  mutating func refreshSpec() {
-    if specWatch >= 0 {
-      guard specMayHaveChanged else { return }
-      // 1. Watch the file there now before reading it, so no later change goes unseen.
-      specMayHaveChanged = !Runner.watch(specWatch, paths.spec)
-    }
-    guard let info = fileStatus(paths.spec) else { return }
-    let identity = Runner.identity(info)
-    guard identity != specIdentity else { return }
-    if let bytes = readFile(paths.spec), let fresh = JobSpec(decoding: bytes) {
-      spec = fresh
-      specIdentity = identity
-      preparedLaunch = nil
-    }
-  }
-
-  /// Watches the file at `path` (the CLI replaces the spec by a rename, which
-  /// the watched file sees as a lost link); false when it cannot be watched.
-  static func watch(_ inotify: Int32, _ path: String) -> Bool {
-    inotify >= 0
-      && inotify_add_watch(inotify, path, UInt32(IN_ATTRIB | IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF)) >= 0
-  }
-
-  /// The spec watch has events: the spec is read again before the next run.
-  mutating func noteSpecChange() {
-    while Glibc.read(specWatch, buffer.baseAddress, buffer.count) > 0 {}
-    specMayHaveChanged = true
-  }
-
-  /// What tells one version of a file from the next: inode, modification time, size.
-  static func identity(_ info: stat) -> [UInt64] {
-    [UInt64(info.st_ino), UInt64(info.st_mtim.tv_sec), UInt64(info.st_mtim.tv_nsec), UInt64(info.st_size)]
-  }
-
-  /// The jobs (as `JobPaths`) that `job.after` names, without this one.
-  func dependencies() -> [(selector: String, jobs: [JobPaths])] {
-    if spec.after.isEmpty { return [] }
-    let names = JobPaths.jobNames(home: paths.home)
-    return spec.after.map { selector in
-      (selector, names.filter { $0 != paths.name }.map { JobPaths(home: paths.home, name: $0) }
-        .filter { $0.isNamed(by: selector) })
-    }
-  }
-
-  /// What keeps the job from starting: the selector of `job.after` whose job
-  /// does not run (long enough, with `job.after-delay`), and which job that
-  /// is; nil when it may start.
-  func unmetDependency() -> (selector: String, detail: String)? {
-    for (selector, jobs) in dependencies() {
-      if jobs.isEmpty { return (selector, "\(selector) (no such job or group)") }
-      for job in jobs {
-        guard let live = job.liveState(), live.state == .running else { return (selector, "\(job.name) to run") }
-        let ranFor = wallClock() - live.started
-        if ranFor < spec.afterDelay { return (selector, "\(job.name) to run for \(format(spec.afterDelay))") }
-      }
-    }
-    return nil
-  }
-
-  func dependencyMainPids() -> [String: pid_t] {
-    var pids: [String: pid_t] = [:]
-    for (_, jobs) in dependencies() {
-      for job in jobs { pids[job.name] = job.liveState()?.pid ?? 0 }
-    }
-    return pids
-  }
-
-  /// With `job.propagate`, restarts the job when a job it is after has a new main pid.
-  mutating func checkDependencies() {
-    guard spec.propagate, !spec.after.isEmpty, case .running = machine.state else { return }
-    let now = monotonicClock()
-    guard now >= nextDependencyCheck else { return }
-    nextDependencyCheck = now + 0.25
-    let current = dependencyMainPids()
-    let restarted = current.contains { name, pid in
-      let before = dependencyPids[name] ?? 0
-      return pid > 0 && before > 0 && pid != before
-    }
-    for (name, pid) in current where pid > 0 { dependencyPids[name] = pid }
-    if restarted { perform(machine.handle(.dependencyRestarted, now: now)) }
-  }
-
-  /// What a hook learns besides the job's environment.
-  func hookFacts(_ status: TerminationStatus?, ranFor: Double) -> [String] {
-    ["USVC_EXIT=\(status?.description ?? "")", "USVC_RUN_SECONDS=\(format(ranFor).dropLast())",
-     "USVC_RESTARTS=\(published.restarts)"]
-  }
-
-  /// Starts a hook in a session of its own, its output on the job's terminal
-  /// (so in the pane and the log), killed if it runs past `job.hook-timeout`.
-  /// `killAt` is nil for the hook's own timeout; the `pre` hook passes
-  /// `.infinity`, as the machine keeps its deadline (`preStart`).
-  @discardableResult
-  mutating func startHook(_ name: String, _ argv: [String], _ facts: [String], killAt: Double? = nil) -> pid_t? {
-    do {
-      let pid = try spawn(
-        argv, environment: spec.environment + facts, directory: spec.directory, newSession: true,
-        actions: [.open(slavePath, as: 0, flags: O_RDWR | O_NOCTTY), .duplicate(0, as: 1), .duplicate(0, as: 2),
-                  .closeFrom(3)])
-      hooks[pid] = (name, killAt ?? monotonicClock() + spec.hookTimeout)
-      return pid
-    } catch {
-      say("hook \(name) cannot run: \(argv[0]): \(error)")
-      return nil
-    }
-  }
-
-  /// Kills hooks past their time; true when any was.
-  @discardableResult
-  mutating func killOverdueHooks() -> Bool {
-    let now = monotonicClock()
-    var killed = false
-    for (pid, hook) in hooks where now >= hook.killAt && hook.killAt.isFinite {
-      try? Signal.kill.send(toGroup: pid)
-      say("hook \(hook.name) still running after \(format(spec.hookTimeout)): killed")
-      hooks[pid] = (hook.name, .infinity)
-      killed = true
-    }
-    return killed
-  }
-
-  /// Copies what the job printed to the log, then to the pane, which never
-  /// holds the job back (`PaneFeed`). At most `chunks` reads, so that a job
-  /// printing flat out cannot keep the runner from its signals.
-  mutating func pumpOutput(chunks: Int = 16) {
-    var reads = 0
-    while reads < chunks {
-      // 1. Fill the buffer (a pty read gives at most 4 KiB), so a flood costs
-      //    one log write per buffer, not one per read.
-      var count = 0
-      var drained = false
-      while count < buffer.count && reads < chunks {
-        let got = Glibc.read(master.rawValue, buffer.baseAddress! + count, buffer.count - count)
-        reads += 1
-        if got <= 0 {
-          drained = true
-          break
-        }
-        count += got
-      }
-      guard count > 0 else { return }
-      // 2. The log first: it is the record. Then the pane, which may skip.
-      let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
-      if let error = log.append(bytes) {
-        toPane("\n[usvc] cannot write \(paths.log): \(error); the job goes on, shown here only\n")
-      }
-      if paneOpen { pane.show(bytes) }
-      atLineStart = buffer[count - 1] == UInt8(ascii: "\n")
-      if drained { return }
-    }
-  }
-
-  /// Keys typed in the pane (through `usvc attach`) go to the job's terminal.
-  mutating func forwardInput() {
-    let count = Glibc.read(0, buffer.baseAddress, buffer.count)
-    if count <= 0 {
-      if count == 0 || (errno != EINTR && errno != EAGAIN) { paneOpen = false }
-      return
-    }
-    try? master.writeAll(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
-  }
-
-  /// One `[usvc] …` line, to the pane and the log, starting on a line of its own.
-  mutating func say(_ text: String) {
-    let line = (atLineStart ? "" : "\n") + "[usvc] " + text + "\n"
-    atLineStart = true
-    toPane(line)
-    let bytes = Array(line.utf8)
-    if let error = bytes.withUnsafeBytes({ log.append($0) }) {
-      toPane("[usvc] cannot write \(paths.log): \(error); the job goes on, shown here only\n")
-    }
-  }
-
-  mutating func toPane(_ text: String) {
-    if paneOpen { pane.show(text) }
-  }
-
-  static func say(_ line: String) { printError(line) }
-
-  mutating func publish() {
-    let state = machine.jobState
-    var next = published
-    next.state = state
-    next.quickDeaths = machine.quickDeaths
-    next.killAt = 0
-    if case .stopping(_, let killAt, _) = machine.state, killAt.isFinite {
-      next.killAt = wallClock() + (killAt - monotonicClock())
-    }
-    next.waitingFor = ""
-    if case .waiting(_, .dependency(let selector, let detail)) = machine.state {
-      next.retryAt = 0
-      next.reason = "waiting for " + detail
-      next.waitingFor = selector
-    } else if case .waiting(let until, .backoff) = machine.state {
-      next.retryAt = wallClock() + (until - monotonicClock())
-      next.reason = "back-off after \(machine.quickDeaths) quick death\(machine.quickDeaths == 1 ? "" : "s")"
-    } else if case .preStart = machine.state {
-      next.retryAt = 0
-      next.reason = "running its pre hook"
-    } else if state != .failed {
-      next.retryAt = 0
-      if state != .lost { next.reason = "" }
-    }
-    if state == .lost { next.reason = "the terminal (tmux window or server) went away" }
-    if next.state != written?.state || next.since == 0 { next.since = wallClock() }
-    published = next
-    if next == written { return }
-    if next.state != written?.state || next.pid != written?.pid { announce(next) }
-    written = next
-    // In place, see RunState: one pwrite (then a trim if it got shorter).
-    let bytes = Array(published.encoded().utf8)
-    let written = bytes.withUnsafeBytes { pwrite(stateFile.rawValue, $0.baseAddress, $0.count, 0) }
-    if written == bytes.count && bytes.count < stateLength { ftruncate(stateFile.rawValue, off_t(bytes.count)) }
-    stateLength = bytes.count
-  }
-
-  /// `usvc` asks with SIGUSR1 when `run/NAME.state` is gone (removed by
-  /// hand): the file is created again and written whole.
-  mutating func rewriteStateFile() {
-    guard let reopened = try? FileDescriptor.open(paths.state, O_WRONLY | O_CREAT) else { return }
-    stateFile.close()
-    stateFile = reopened
-    stateLength = Int.max
-    written = nil
-    publish()
-  }
-
-  /// Appends an event to `events.log`. One that cannot be written is counted
-  /// and said in the pane; the count goes out with the next that can.
-  mutating func event(_ event: String, _ detail: String) {
-    if lostEvents > 0,
-      Events.append(home: paths.home, job: paths.name, event: "events-lost", detail: "\(lostEvents) events could not be written") == nil
-    {
-      lostEvents = 0
-    }
-    if let error = Events.append(home: paths.home, job: paths.name, event: event, detail: detail) {
-      lostEvents += 1
-      toPane("[usvc] cannot write \(paths.home)/events.log: \(error); \(lostEvents) event\(lostEvents == 1 ? "" : "s") lost so far\n")
-    }
-  }
-
-  /// Appends the event for a new state to `events.log`.
-  mutating func announce(_ next: RunState) {
-    let detail: String
-    switch next.state {
-    case .running: detail = "pid \(next.pid)"
-    case .waiting:
-      detail = !next.waitingFor.isEmpty ? next.reason
-        : "restart in \(format(machine.backoff(forQuickDeath: next.quickDeaths))) (\(next.reason))"
-    case .failed, .lost: detail = next.reason
-    case .stopped: detail = "last exit \(next.lastExit)"
-    case .starting, .stopping, .exited, .broken: return
-    }
-    event(next.state == .running ? "started" : next.state.rawValue, detail)
-  }
-
-  /// Reaps what is left (hooks, stragglers), then exits. The final state was
-  /// published by the `perform` whose transition reached it.
-  func finish() -> Never {
-    // Whatever was killed on the way out is reaped here, so nothing is left a zombie.
-    while hasChildren() {
-      var status: Int32 = 0
-      if waitpid(-1, &status, 0) < 0 && errno != EINTR { break }
-    }
-    exit(0)
   }
 }

@@ -43,12 +43,19 @@ public struct RunnerMachine: Sendable {
     case deadline
     /// No child process of the runner is left.
     case allGone
-    /// What the job is after (`job.after`) does not run yet: try again shortly.
-    case blocked(selector: String, detail: String)
+    /// What the job is after (`job.after`) does not run yet: look again at
+    /// `retryAt` (an `after-delay` that will have passed), or when
+    /// `dependenciesChanged` says so (`.infinity`: only then).
+    case blocked(selector: String, detail: String, retryAt: Double)
     /// The `pre` hook started as `pid`; it may run until `killAt`.
     case preHookStarted(pid: Int32, killAt: Double)
-    /// A hook process ended (the executor tells which hooks are which).
+    /// A `post` or `on-failure` hook started as `pid`; it is killed at `killAt`.
+    case hookStarted(pid: Int32, name: String, killAt: Double)
+    /// A hook process ended.
     case hookEnded(pid: Int32)
+    /// A job's state file changed under `run/` (inotify), or the fallback
+    /// timer ticked: what this job is `after` may run now.
+    case dependenciesChanged
     /// A job this one is after restarted, and `job.propagate` is set.
     case dependencyRestarted
   }
@@ -81,6 +88,12 @@ public struct RunnerMachine: Sendable {
 
   public var state: State = .starting
   public var quickDeaths = 0
+  /// `post` and `on-failure` hooks still running: pid → which, and when it is killed.
+  public private(set) var hooks: [Int32: Hook] = [:]
+  public struct Hook: Equatable, Sendable {
+    public var name: String
+    public var killAt: Double
+  }
   /// What the job last waited for (`job.after`), so a wait is said once, not every look.
   public private(set) var lastDependencyDetail: String?
   public private(set) var restart: RestartPolicy = .always
@@ -110,10 +123,17 @@ public struct RunnerMachine: Sendable {
     min(backoffMax, Double(1 << min(max(k - 1, 0), 30)))
   }
 
-  /// When `deadline` is due, or nil when the state has none.
+  /// When `deadline` is next due: the state's own, or a hook's; nil when
+  /// none. The executor's one poll waits for nothing else.
   public var deadline: Double? {
+    let hookDue = hooks.values.map(\.killAt).min()
+    guard let own = stateDeadline else { return hookDue }
+    return min(own, hookDue ?? own)
+  }
+
+  var stateDeadline: Double? {
     switch state {
-    case .waiting(let until, _): return until
+    case .waiting(let until, _): return until.isFinite ? until : nil
     case .preStart(_, let killAt): return killAt.isFinite ? killAt : nil
     case .stopping(_, let killAt, _): return killAt.isFinite ? killAt : nil
     case .starting, .running, .finished: return nil
@@ -132,6 +152,28 @@ public struct RunnerMachine: Sendable {
   }
 
   public mutating func handle(_ event: Event, now: Double) -> [Action] {
+    // Hooks are the same in every state: kept until they end, killed when overdue.
+    switch event {
+    case .hookStarted(let pid, let name, let killAt):
+      hooks[pid] = Hook(name: name, killAt: killAt)
+      return []
+    case .hookEnded(let pid) where hooks[pid] != nil:
+      hooks[pid] = nil
+      return []
+    case .deadline:
+      let overdue = hooks.filter { now >= $0.value.killAt }.sorted { $0.key < $1.key }
+      for (pid, _) in overdue { hooks[pid] = nil }
+      let killed = overdue.flatMap { pid, hook -> [Action] in
+        [.log("hook \(hook.name) still running after \(format(hookTimeout)): killed"), .killHook(pid)]
+      }
+      return killed + handleState(event, now: now)
+    default:
+      return handleState(event, now: now)
+    }
+  }
+
+  /// The transitions of `state` (SPEC's states, s6-style: every pair written down).
+  mutating func handleState(_ event: Event, now: Double) -> [Action] {
     switch (state, event) {
     case (.starting, .spawned(let pid)):
       state = .running(pid: pid, since: now)
@@ -146,15 +188,16 @@ public struct RunnerMachine: Sendable {
     case (.starting, .hangup):
       state = .finished(.lost)
       return []
-    case (.starting, .blocked(let selector, let detail)):
-      state = .waiting(until: now + 0.25, reason: .dependency(selector: selector, detail: detail))
+    case (.starting, .blocked(let selector, let detail, let retryAt)):
+      state = .waiting(until: retryAt, reason: .dependency(selector: selector, detail: detail))
       defer { lastDependencyDetail = detail }
       return detail == lastDependencyDetail ? [] : [.log("waiting for \(detail)")]
     case (.starting, .preHookStarted(let hook, let killAt)):
       state = .preStart(hook: hook, killAt: killAt)
       return []
     case (.starting, .childExited), (.starting, .deadline), (.starting, .allGone),
-      (.starting, .dependencyRestarted), (.starting, .hookEnded):
+      (.starting, .dependencyRestarted), (.starting, .hookEnded), (.starting, .hookStarted),
+      (.starting, .dependenciesChanged):
       return []
 
     case (.preStart(let hook, _), .hookEnded(let pid)):
@@ -172,7 +215,8 @@ public struct RunnerMachine: Sendable {
       state = .finished(.lost)
       return [.killHook(hook)]
     case (.preStart, .spawned), (.preStart, .spawnFailed), (.preStart, .childExited), (.preStart, .allGone),
-      (.preStart, .blocked), (.preStart, .preHookStarted), (.preStart, .dependencyRestarted):
+      (.preStart, .blocked), (.preStart, .preHookStarted), (.preStart, .dependencyRestarted),
+      (.preStart, .hookStarted), (.preStart, .dependenciesChanged):
       return []
 
     case (.running(let pid, _), .stopRequested):
@@ -187,7 +231,8 @@ public struct RunnerMachine: Sendable {
       state = .stopping(pid: pid, killAt: now + stopTimeout, final: .starting)
       return [.log("a job this one is after restarted: restarting (propagate)"), .signalJob(stopSignal)]
     case (.running, .spawned), (.running, .spawnFailed), (.running, .deadline),
-      (.running, .allGone), (.running, .blocked), (.running, .preHookStarted), (.running, .hookEnded):
+      (.running, .allGone), (.running, .blocked), (.running, .preHookStarted), (.running, .hookEnded),
+      (.running, .hookStarted), (.running, .dependenciesChanged):
       return []
 
     case (.waiting(let until, _), .deadline):
@@ -200,9 +245,14 @@ public struct RunnerMachine: Sendable {
     case (.waiting, .hangup):
       state = .finished(.lost)
       return []
+    case (.waiting(_, .dependency), .dependenciesChanged):
+      // Look again now rather than at the deadline.
+      state = .starting
+      return [.spawn]
     case (.waiting, .spawned), (.waiting, .spawnFailed), (.waiting, .childExited),
       (.waiting, .allGone), (.waiting, .blocked), (.waiting, .dependencyRestarted),
-      (.waiting, .preHookStarted), (.waiting, .hookEnded):
+      (.waiting, .preHookStarted), (.waiting, .hookEnded), (.waiting, .hookStarted),
+      (.waiting(_, .backoff), .dependenciesChanged):
       return []
 
     case (.stopping(_, let killAt, let final), .childExited):
@@ -227,7 +277,8 @@ public struct RunnerMachine: Sendable {
       if final == .starting { state = .stopping(pid: pid, killAt: killAt, final: .stopped) }
       return []
     case (.stopping, .spawned), (.stopping, .spawnFailed), (.stopping, .blocked),
-      (.stopping, .dependencyRestarted), (.stopping, .preHookStarted), (.stopping, .hookEnded):
+      (.stopping, .dependencyRestarted), (.stopping, .preHookStarted), (.stopping, .hookEnded),
+      (.stopping, .hookStarted), (.stopping, .dependenciesChanged):
       return []
 
     case (.finished, _):

@@ -91,6 +91,61 @@ struct RunnerMachineTests {
     #expect(w.state == .finished(.stopped))
   }
 
+  @Test("a pre hook: starting while it runs, the program once it ends, killed at hook-timeout")
+  func preHook() {
+    var m = machine()
+    #expect(m.handle(.preHookStarted(pid: 9, killAt: 10), now: 0) == [])
+    #expect(m.jobState == .starting && m.deadline == 10)
+    #expect(m.handle(.hookEnded(pid: 8), now: 1) == [])  // Another process.
+    #expect(m.handle(.hookEnded(pid: 9), now: 2) == [.spawnProgram])
+    var late = machine()
+    _ = late.handle(.preHookStarted(pid: 9, killAt: 10), now: 0)
+    #expect(late.handle(.deadline, now: 5) == [])
+    #expect(late.handle(.deadline, now: 10) == [.log("hook pre still running after 10s: killed"), .killHook(9), .spawnProgram])
+    var stopped = machine()
+    _ = stopped.handle(.preHookStarted(pid: 9, killAt: 10), now: 0)
+    #expect(stopped.handle(.stopRequested, now: 1) == [.killHook(9)])
+    #expect(stopped.state == .finished(.stopped))
+  }
+
+  @Test("post and on-failure hooks: their deadlines are the machine's, in any state")
+  func hookDeadlines() {
+    var m = machine()
+    _ = m.handle(.spawned(pid: 7), now: 0)
+    #expect(m.handle(.hookStarted(pid: 20, name: "post", killAt: 12), now: 2) == [])
+    #expect(m.handle(.hookStarted(pid: 21, name: "on-failure", killAt: 11), now: 2) == [])
+    #expect(m.deadline == 11)
+    _ = m.handle(.stopRequested, now: 3)  // Stopping: SIGKILL at 8, before the hooks' deadlines.
+    #expect(m.deadline == 8)
+    #expect(m.handle(.hookEnded(pid: 20), now: 4) == [])
+    #expect(m.hooks.keys.sorted() == [21])
+    #expect(m.handle(.deadline, now: 8) == [.log("still running after 5s: SIGKILL"), .killJob])
+    #expect(m.deadline == 11)
+    #expect(m.handle(.deadline, now: 11) == [.log("hook on-failure still running after 10s: killed"), .killHook(21)])
+    #expect(m.hooks.isEmpty && m.state == .stopping(pid: 7, killAt: .infinity, final: .stopped))
+  }
+
+  @Test("waiting for a dependency: until a state changes, or until its after-delay has passed")
+  func dependencyWait() {
+    var m = machine()
+    #expect(m.handle(.blocked(selector: "db", detail: "db-1 to run", retryAt: .infinity), now: 0) == [.log("waiting for db-1 to run")])
+    #expect(m.jobState == .waiting && m.deadline == nil)
+    #expect(m.handle(.deadline, now: 100) == [])
+    #expect(m.handle(.dependenciesChanged, now: 101) == [.spawn])
+    // The same reason again is not said again.
+    #expect(m.handle(.blocked(selector: "db", detail: "db-1 to run", retryAt: .infinity), now: 101) == [])
+    #expect(m.handle(.dependenciesChanged, now: 102) == [.spawn])
+    #expect(m.handle(.blocked(selector: "db", detail: "db-1 to run for 5s", retryAt: 107), now: 102) == [.log("waiting for db-1 to run for 5s")])
+    #expect(m.deadline == 107)
+    #expect(m.handle(.deadline, now: 107) == [.spawn])
+    // Back-off is not cut short by another job's state.
+    var b = machine()
+    _ = b.handle(.spawned(pid: 1), now: 0)
+    _ = b.handle(.childExited(.exited(1), ranFor: 0.1), now: 0.1)
+    #expect(b.handle(.dependenciesChanged, now: 0.2) == [])
+    #expect(b.jobState == .waiting)
+  }
+
   @Test("a program that cannot be run ends as failed")
   func spawnFailure() {
     var m = machine()

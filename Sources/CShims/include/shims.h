@@ -34,6 +34,10 @@ int usvc_openpty(int *master, int *slave, char *name, size_t name_len,
 int usvc_signalfd(const sigset_t *mask);
 int usvc_signalfd_read(int fd);
 
+/// A `timerfd` (CLOCK_MONOTONIC, non-blocking, close-on-exec) that becomes
+/// readable every `milliseconds`; -1 with errno set.
+int usvc_interval_timer(long milliseconds);
+
 /// The process environment (`environ`).
 char **usvc_environ(void);
 
