@@ -66,26 +66,7 @@ extension Supervisor {
     let folder = slash.map { String(file[..<$0]) } ?? "."
     let base = slash.map { String(file[file.index(after: $0)...]) } ?? file
     let temporary = (folder.isEmpty ? "" : folder) + "/.\(base).\(getpid()).new"
-    unlink(temporary)
-    unlink(temporary + ".lock")
-    do {
-      try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600).close()
-    } catch {
-      throw .confWrite(path: file, why: error.description)
-    }
-    do {
-      try ConfStore.apply(changes, to: temporary)
-    } catch {
-      unlink(temporary)
-      throw error
-    }
-    // libgit2 writes through its own lock file, whose mode follows the umask.
-    chmod(temporary, 0o600)
-    if rename(temporary, file) != 0 {
-      let error = Errno.current
-      unlink(temporary)
-      throw .confWrite(path: file, why: error.description)
-    }
+    try ConfStore.write(changes, to: file, temporary: temporary, startingEmpty: true)
     return groups.count
   }
 
@@ -154,6 +135,7 @@ extension Supervisor {
       for (short, values) in keys {
         let key = "group.\(group).\(short)"
         if values.count > 1 && short != "count" && !ConfKeys.isMultivar(short) { throw bad("\(key) takes one value") }
+        do { try ConfKeys.checkCount(key, values.count) } catch { throw bad(error.description) }
         if short == "count" {
           guard values.count == 1, let count = Int(values[0]), count >= 1 && count <= 1000 else {
             throw bad(UsvcError.badValue(key: key, value: values.last!.visible, why: "expected 1 to 1000 jobs").description)

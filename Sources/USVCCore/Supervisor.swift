@@ -133,6 +133,12 @@ public struct Supervisor: Sendable {
       guard access(directory, X_OK) == 0 else { throw .badDirectory(given, why: "\(Errno.current)") }
     }
     let command = try Commands.resolve(request.command, searchPath: variable("PATH") ?? "/usr/bin:/bin", directory: directory)
+    // Sizes first, before any value is looked at: the cap bounds all the rest.
+    try ConfKeys.checkCount("job.args", request.arguments.count)
+    try ConfKeys.checkCount("job.after", request.after.count)
+    try ConfKeys.checkCount(
+      "job.env", jobEnvironment(name: request.group + "-1", group: request.group, extra: request.environment, inherit: !request.replaceEnvironment).count)
+    for case .set(let key, let values) in request.extra { try ConfKeys.checkCount(key, values.count) }
     for argument in request.arguments { try ConfKeys.validate("job.args", argument) }
     for setting in request.environment {
       guard let equals = setting.firstIndex(of: "="), equals != setting.startIndex else {
@@ -187,22 +193,31 @@ public struct Supervisor: Sendable {
   }
 
   /// The caller's environment (unless not `inherit`), then `-e` settings, then
-  /// usvc's own; a later setting of a key replaces an earlier one. Variables a
-  /// git config cannot hold (control characters) are left out.
+  /// usvc's own; a later setting of a key replaces an earlier one. Every byte
+  /// of every variable is kept (control characters, bytes that are not UTF-8);
+  /// only entries with no `KEY=` are left out (`unkeptVariables` names them),
+  /// and the tmux variables of the caller's own session.
   func jobEnvironment(name: String, group: String, extra: [String], inherit: Bool = true) -> [String] {
     let own = ["USVC_JOB=\(name)", "USVC_GROUP=\(group)", "USVC_HOME=\(home.path)"]
-    var order: [String] = []
-    var values: [String: String] = [:]
+    var order: [[UInt8]] = []
+    var values: [[UInt8]: String] = [:]
     for entry in (inherit ? environment : []) + extra + own {
-      guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex,
-        (try? ConfKeys.validate("job.env", entry)) != nil
-      else { continue }
+      guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else { continue }
       let key = String(entry[..<equals])
       if key == "TMUX" || key == "TMUX_PANE" { continue }
-      if values[key] == nil { order.append(key) }
-      values[key] = entry
+      // Keys compared as bytes: Swift's == would take two spellings of é for one.
+      let bytes = key.losslessBytes
+      if values[bytes] == nil { order.append(bytes) }
+      values[bytes] = entry
     }
     return order.map { values[$0]! }
+  }
+
+  /// The caller's variables a job cannot get: entries of the process
+  /// environment with no `KEY=` (only a program that builds its own
+  /// environment makes those).
+  public func unkeptVariables() -> [String] {
+    environment.filter { entry in entry.firstIndex(of: "=").map { $0 == entry.startIndex } ?? true }
   }
 
   /// Rewrites `run/NAME.spec` from the conf: the runner reads only that.
@@ -376,6 +391,7 @@ public struct Supervisor: Sendable {
       case .set(let key, let values):
         guard !ConfKeys.fixed.contains(key) else { throw .badValue(key: key, value: values.joined(separator: " "), why: "set by usvc") }
         if values.count != 1 && !ConfKeys.isMultivar(key) { throw .notMultivar(key) }
+        try ConfKeys.checkCount(key, values.count)
         for value in values { try ConfKeys.validate(key, value) }
         if key == "job.after" { for value in values { _ = try select([value]) } }
       case .unset(let key):

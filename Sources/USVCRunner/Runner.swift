@@ -491,7 +491,7 @@ public struct Runner {
     let line = (atLineStart ? "" : "\n") + "[usvc] " + text + "\n"
     atLineStart = true
     toPane(line)
-    var bytes = Array(line.utf8)
+    var bytes = line.losslessBytes
     if let error = bytes.withUnsafeBytes({ log.append($0) }) {
       toPane("[usvc] cannot write \(paths.log): \(error); the job goes on, shown here only\n")
     }

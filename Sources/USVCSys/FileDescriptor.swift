@@ -42,8 +42,9 @@ public struct FileDescriptor: Sendable, Hashable {
     }
   }
 
+  /// Writes `text` as the bytes it was decoded from (lossless text).
   public func writeAll(_ text: String) throws(Errno) {
-    try writeAll(Array(text.utf8))
+    try writeAll(text.losslessBytes)
   }
 
   public func writeAll(_ bytes: [UInt8]) throws(Errno) {
@@ -148,12 +149,12 @@ public func monotonicClock() -> Double {
   return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }
 
-/// The process environment as `KEY=VALUE` strings.
+/// The process environment as `KEY=VALUE` strings (lossless text: every byte kept).
 public func processEnvironment() -> [String] {
   var result: [String] = []
   guard var entry = usvc_environ() else { return result }
   while let pointer = entry.pointee {
-    result.append(String(cString: pointer))
+    result.append(String(losslessCString: pointer))
     entry += 1
   }
   return result

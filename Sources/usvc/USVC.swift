@@ -19,7 +19,7 @@ struct USVC: ParsableCommand {
   /// ArgumentParser's usage dump and exit 64.
   static func main() {
     do {
-      var command = try parseAsRoot()
+      var command = try parseAsRoot(losslessArguments())
       try command.run()
     } catch let exit as ExitCode {
       Glibc.exit(exit.rawValue)
@@ -32,6 +32,13 @@ struct USVC: ParsableCommand {
       printError("usvc: " + (message.split(separator: "\n").first.map(String.init) ?? "error"))
       Glibc.exit(1)
     }
+  }
+
+  /// The command line after the program's name, as lossless text: Swift's
+  /// `CommandLine.arguments` turns bytes that are not UTF-8 into U+FFFD, and an
+  /// argument must reach the job byte for byte (SPEC: start).
+  static func losslessArguments() -> [String] {
+    (1..<Int(CommandLine.argc)).map { String(losslessCString: CommandLine.unsafeArgv[$0]!) }
   }
 
   /// The supervisor for this caller: USVC_HOME checked, usvc-runner found beside usvc.

@@ -37,13 +37,14 @@ extension USVC {
       }
       let conf = try supervisor.store.loadAsGitReads(job)
       guard let key else {
-        for entry in conf.entries { output("\(entry.key)=\(entry.value)") }
+        // Values escaped (`visible`), so that each is one line whatever it holds.
+        for entry in conf.entries { output("\(entry.key)=\(entry.value.visible)") }
         return
       }
       guard let name = ConfKeys.normalize(key) else { throw UsvcError.unknownKey(key) }
       let given = values.first == "--" ? Array(values.dropFirst()) : values
       if given.isEmpty {
-        for value in conf.values(name) { output(value) }
+        for value in conf.values(name) { output(value.visible) }
       } else {
         try supervisor.changeConf(job, [.set(name, given)])
       }

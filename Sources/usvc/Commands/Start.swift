@@ -47,7 +47,11 @@ extension USVC {
       request.environment = environment
       request.after = after
       request.notify = notify
-      try USVC.supervisor().start(request) { output("started \($0)") }
+      let supervisor = try USVC.supervisor()
+      for entry in supervisor.unkeptVariables() {
+        printError("usvc: warning: the jobs do not get '\(entry.visible)' from your environment: it is not KEY=VALUE")
+      }
+      try supervisor.start(request) { output("started \($0)") }
     }
   }
 }
