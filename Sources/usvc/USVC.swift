@@ -19,7 +19,7 @@ struct USVC: ParsableCommand {
   /// ArgumentParser's usage dump and exit 64.
   static func main() {
     do {
-      var command = try parseAsRoot(losslessArguments())
+      var command = try parse(losslessArguments())
       try command.run()
     } catch let exit as ExitCode {
       Glibc.exit(exit.rawValue)
@@ -32,6 +32,27 @@ struct USVC: ParsableCommand {
       printError("usvc: " + (message.split(separator: "\n").first.map(String.init) ?? "error"))
       Glibc.exit(1)
     }
+  }
+
+  /// The command `arguments` ask for. ArgumentParser 1.8 takes time quadratic
+  /// in the number of words a passthrough argument captures (each one merges
+  /// the set of places of all before it): 10,000 arguments to `start` took 5 s
+  /// (release build). Everything after GROUP (`start`) or JOB (`conf`) is
+  /// passthrough whatever it holds, so only the first words are parsed; when
+  /// the passthrough then captured to their end, the rest is appended to it.
+  /// Otherwise (the first words end inside the options) everything is parsed.
+  static func parse(_ arguments: [String]) throws -> ParsableCommand {
+    let parsedWords = 64
+    guard arguments.count > parsedWords else { return try parseAsRoot(arguments) }
+    let head = Array(arguments.prefix(parsedWords))
+    if var command = try? parseAsRoot(head) as? PassthroughCommand {
+      let captured = command.passthrough
+      if !captured.isEmpty && head.suffix(captured.count).elementsEqual(captured) {
+        command.passthrough += arguments.dropFirst(parsedWords)
+        return command
+      }
+    }
+    return try parseAsRoot(arguments)
   }
 
   /// The command line after the program's name, as lossless text: Swift's
@@ -55,6 +76,11 @@ struct USVC: ParsableCommand {
 /// Writes text to stdout now (print buffers, and status lines must come out in order).
 func output(_ text: String) {
   try? FileDescriptor.standardOutput.writeAll(text.hasSuffix("\n") ? text : text + "\n")
+}
+
+/// A command whose last argument captures every word after it, as given.
+protocol PassthroughCommand: ParsableCommand {
+  var passthrough: [String] { get set }
 }
 
 /// One or more selectors: job names, groups, `all`, `live`, `dead`.

@@ -5,7 +5,7 @@ import USVCSys
 extension RestartPolicy: ExpressibleByArgument {}
 
 extension USVC {
-  struct Start: ParsableCommand {
+  struct Start: PassthroughCommand {
     static let configuration = CommandConfiguration(
       commandName: "start", abstract: "Create jobs running COMMAND and start each in its own tmux window.",
       discussion: "Jobs are named GROUP-1, GROUP-2, … Everything after GROUP reaches the program exactly as given: no shell.")
@@ -29,6 +29,11 @@ extension USVC {
     var group: String
     @Argument(parsing: .captureForPassthrough, help: "The program and its arguments.")
     var command: [String] = []
+
+    var passthrough: [String] {
+      get { command }
+      set { command = newValue }
+    }
 
     func validate() throws {
       if once && restart != nil && restart != .never { throw ValidationError("--once and --restart \(restart!.rawValue) contradict each other") }
