@@ -109,7 +109,10 @@ public struct ConfStore: Sendable {
 
   /// Creates a new conf with `changes` (call under `withWriteLock`): complete or absent.
   public func create(_ name: String, _ changes: [ConfChange]) throws(UsvcError) {
-    try Self.write(changes, to: path(name), temporary: home.jobsDirectory + "/.\(name).conf.new", startingEmpty: true)
+    // Callers check the sizes first; this is the last word, before any rename.
+    try Self.write(
+      changes, to: path(name), temporary: home.jobsDirectory + "/.\(name).conf.new", startingEmpty: true,
+      check: ConfKeys.checkValueCounts(of:))
   }
 
   /// Changes an existing conf (call under `withWriteLock`): all of `changes` or none.
@@ -119,7 +122,9 @@ public struct ConfStore: Sendable {
     // Any libgit2 lock file here is stale (see the type's comment): gone, so
     // that `git config` by hand works on the file again.
     unlink(file + ".lock")
-    try Self.write(changes, to: file, temporary: home.jobsDirectory + "/.\(name).conf.new", startingEmpty: false)
+    try Self.write(
+      changes, to: file, temporary: home.jobsDirectory + "/.\(name).conf.new", startingEmpty: false,
+      check: ConfKeys.checkValueCounts(of:))
   }
 
   /// The one way usvc writes a git-config file (a job's conf, `save`):
@@ -141,9 +146,12 @@ public struct ConfStore: Sendable {
   /// frames) when a value does not match (fixed in 1.6.1), and appending means
   /// a regex that matches none. One call per key writes 1,000,000 values in
   /// about a second and 230 MB.
-  static func write(_ changes: [ConfChange], to path: String, temporary: String, startingEmpty: Bool) throws(UsvcError) {
+  /// `check` sees the new version read back, before it is renamed into place.
+  static func write(
+    _ changes: [ConfChange], to path: String, temporary: String, startingEmpty: Bool,
+    check: (JobConf) throws(UsvcError) -> Void = { _ in }
+  ) throws(UsvcError) {
     let changes = coalesced(changes)
-    for case .set(let key, let values) in changes { try ConfKeys.checkCount(key, values.count) }
     unlink(temporary)
     unlink(temporary + ".lock")
     do throws(Errno) {
@@ -174,6 +182,7 @@ public struct ConfStore: Sendable {
           throw .confWrite(path: path, why: "libgit2 wrote \(key) differently than asked")
         }
       }
+      try check(written)
     } catch {
       unlink(temporary)
       unlink(temporary + ".lock")

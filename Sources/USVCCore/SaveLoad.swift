@@ -135,7 +135,6 @@ extension Supervisor {
       for (short, values) in keys {
         let key = "group.\(group).\(short)"
         if values.count > 1 && short != "count" && !ConfKeys.isMultivar(short) { throw bad("\(key) takes one value") }
-        do { try ConfKeys.checkCount(key, values.count) } catch { throw bad(error.description) }
         if short == "count" {
           guard values.count == 1, let count = Int(values[0]), count >= 1 && count <= 1000 else {
             throw bad(UsvcError.badValue(key: key, value: values.last!.visible, why: "expected 1 to 1000 jobs").description)
@@ -154,6 +153,14 @@ extension Supervisor {
             }
           }
         }
+      }
+      // The lists of each job's conf, usvc's own three variables included.
+      var counts = keys.mapValues(\.count)
+      counts["env"] = (keys["env"]?.count ?? environment.count) + Self.ownVariables.count
+      do {
+        try ConfKeys.checkValueCounts(Dictionary(uniqueKeysWithValues: counts.map { ("job." + $0.key, $0.value) }))
+      } catch {
+        throw bad("group.\(group): \(error)")
       }
       guard keys["cmd"] != nil else { throw bad("group.\(group).cmd is missing") }
       if let directory = keys["cwd"]?.last {

@@ -134,11 +134,15 @@ public struct Supervisor: Sendable {
     }
     let command = try Commands.resolve(request.command, searchPath: variable("PATH") ?? "/usr/bin:/bin", directory: directory)
     // Sizes first, before any value is looked at: the cap bounds all the rest.
-    try ConfKeys.checkCount("job.args", request.arguments.count)
-    try ConfKeys.checkCount("job.after", request.after.count)
-    try ConfKeys.checkCount(
-      "job.env", jobEnvironment(name: request.group + "-1", group: request.group, extra: request.environment, inherit: !request.replaceEnvironment).count)
-    for case .set(let key, let values) in request.extra { try ConfKeys.checkCount(key, values.count) }
+    var counts = [
+      "job.args": request.arguments.count, "job.after": request.after.count,
+      "job.on-failure": request.notify == nil ? 0 : 3,
+      "job.env": jobEnvironment(
+        name: request.group + "-1", group: request.group, extra: request.environment, inherit: !request.replaceEnvironment
+      ).count,
+    ]
+    for case .set(let key, let values) in request.extra { counts[key] = values.count }
+    try ConfKeys.checkValueCounts(counts)
     for argument in request.arguments { try ConfKeys.validate("job.args", argument) }
     for setting in request.environment {
       guard let equals = setting.firstIndex(of: "="), equals != setting.startIndex else {
@@ -146,7 +150,7 @@ public struct Supervisor: Sendable {
       }
       try ConfKeys.validate("job.env", setting)
     }
-    for dependency in request.after { _ = try select([dependency]) }
+    _ = try select(request.after)
     for case .set(let key, let values) in request.extra {
       guard !ConfKeys.fixed.contains(key) else { throw .badValue(key: key, value: values.joined(separator: " "), why: "set by usvc") }
       for value in values { try ConfKeys.validate(key, value) }
@@ -159,8 +163,7 @@ public struct Supervisor: Sendable {
       .set("job.umask", [String(callerUmask, radix: 8)]),
     ] + (request.after.isEmpty ? [] : [.set("job.after", request.after)])
       + (request.notify.map { [.set("job.on-failure", ["/bin/sh", "-c", $0])] } ?? []) + request.extra
-    // Every value as `usvc conf` checks it: a CR in the -C path, the program's
-    // path or --notify would not read back the same with git (PLATFORM-NOTES).
+    // Every value as `usvc conf` checks it.
     for case .set(let key, let values) in template { for value in values { try ConfKeys.validate(key, value) } }
 
     let names = try store.withWriteLock { () throws(UsvcError) -> [String] in
@@ -391,14 +394,25 @@ public struct Supervisor: Sendable {
       case .set(let key, let values):
         guard !ConfKeys.fixed.contains(key) else { throw .badValue(key: key, value: values.joined(separator: " "), why: "set by usvc") }
         if values.count != 1 && !ConfKeys.isMultivar(key) { throw .notMultivar(key) }
-        try ConfKeys.checkCount(key, values.count)
-        for value in values { try ConfKeys.validate(key, value) }
-        if key == "job.after" { for value in values { _ = try select([value]) } }
       case .unset(let key):
         guard !ConfKeys.fixed.contains(key) && key != "job.cmd" else {
           throw .badValue(key: key, value: "", why: "cannot be removed")
         }
       }
+    }
+    // Sizes first (the conf as it would be), then each value.
+    var counts: [String: Int] = [:]
+    for entry in try store.load(name).entries { counts[entry.key, default: 0] += 1 }
+    for change in changes {
+      switch change {
+      case .set(let key, let values): counts[key] = values.count
+      case .unset(let key): counts[key] = 0
+      }
+    }
+    try ConfKeys.checkValueCounts(counts)
+    for case .set(let key, let values) in changes {
+      for value in values { try ConfKeys.validate(key, value) }
+      if key == "job.after" { _ = try select(values) }
     }
     try store.withWriteLock { () throws(UsvcError) in
       let before = try store.load(name).values("job.after")
