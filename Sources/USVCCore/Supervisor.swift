@@ -14,6 +14,10 @@ public struct StartRequest: Sendable {
   public var notify: String?
   /// More conf keys written at creation, after (so over) the ones above (`load`).
   public var extra: [ConfChange] = []
+  /// More conf keys for each job (the K-th at index K-1), written after
+  /// everything else (`load`: the keys a job does not share with its group);
+  /// a `job.env` here is that job's whole saved environment.
+  public var perJob: [[ConfChange]] = []
   /// The jobs' environment is `environment` alone, not the caller's plus it
   /// (`load`: a saved environment); usvc's own variables are still set.
   public var replaceEnvironment = false
@@ -143,6 +147,13 @@ public struct Supervisor: Sendable {
     ]
     for case .set(let key, let values) in request.extra { counts[key] = values.count }
     try ConfKeys.checkValueCounts(counts)
+    for own in request.perJob {
+      var jobCounts = counts
+      for case .set(let key, let values) in own {
+        jobCounts[key] = key == "job.env" ? values.count + 3 : values.count
+      }
+      try ConfKeys.checkValueCounts(jobCounts)
+    }
     for argument in request.arguments { try ConfKeys.validate("job.args", argument) }
     for setting in request.environment {
       guard let equals = setting.firstIndex(of: "="), equals != setting.startIndex else {
@@ -151,7 +162,7 @@ public struct Supervisor: Sendable {
       try ConfKeys.validate("job.env", setting)
     }
     _ = try select(request.after)
-    for case .set(let key, let values) in request.extra {
+    for case .set(let key, let values) in request.extra + request.perJob.joined() {
       guard !ConfKeys.fixed.contains(key) else { throw .badValue(key: key, value: values.joined(separator: " "), why: "set by usvc") }
       for value in values { try ConfKeys.validate(key, value) }
     }
@@ -172,13 +183,23 @@ public struct Supervisor: Sendable {
         throw .groupExists(request.group)
       }
       let names = Names.freeNames(group: request.group, count: request.count, taken: taken)
-      for name in names {
-        let environment = jobEnvironment(
-          name: name, group: request.group, extra: request.environment, inherit: !request.replaceEnvironment)
-        try store.create(name, [.set("job.name", [name])] + template + [.set("job.env", environment)])
+      for (index, name) in names.enumerated() {
+        var own = index < request.perJob.count ? request.perJob[index] : []
+        var settings = request.environment
+        var inherit = !request.replaceEnvironment
+        if let saved = own.lastIndex(where: { if case .set("job.env", _) = $0 { true } else { false } }),
+          case .set(_, let values) = own[saved]
+        {
+          settings = values
+          inherit = false
+          own.remove(at: saved)
+        }
+        let environment = jobEnvironment(name: name, group: request.group, extra: settings, inherit: inherit)
+        try store.create(name, [.set("job.name", [name])] + template + [.set("job.env", environment)] + own)
         try writeSpec(name)
       }
-      if !request.after.isEmpty, let cycle = findCycle() {
+      let ownAfter = request.perJob.joined().contains { if case .set("job.after", _) = $0 { true } else { false } }
+      if !request.after.isEmpty || ownAfter, let cycle = findCycle() {
         for name in names {
           let paths = home.paths(name)
           for path in [paths.conf, paths.spec] { unlink(path) }
