@@ -35,25 +35,33 @@ struct USVC: ParsableCommand {
   }
 
   /// The command `arguments` ask for. ArgumentParser 1.8 takes time quadratic
-  /// in the number of words a passthrough argument captures (each one merges
-  /// the set of places of all before it): 10,000 arguments to `start` took 5 s
-  /// (release build). Everything after GROUP (`start`) or JOB (`conf`) is
-  /// passthrough whatever it holds, so only the first words are parsed; when
-  /// the passthrough then captured to their end, the rest is appended to it.
-  /// Otherwise (the first words end inside the options) everything is parsed.
+  /// in the number of words an array argument or option collects (each one
+  /// merges the set of places of all before it): 10,000 arguments to `start`
+  /// took 5 s, 2,000 `-e` options 0.6 s and 10,000 about a minute (release
+  /// build). Everything after GROUP (`start`) or JOB (`conf`) is passthrough
+  /// whatever it holds, so only the first words are parsed; when the
+  /// passthrough then captured to their end, the rest is appended to it.
+  /// Otherwise more words are tried, and beyond `parsedWordsAtMost` (about
+  /// 0.5 s) the command line is refused before it is parsed.
   static func parse(_ arguments: [String]) throws -> ParsableCommand {
-    let parsedWords = 64
-    guard arguments.count > parsedWords else { return try parseAsRoot(arguments) }
-    let head = Array(arguments.prefix(parsedWords))
-    if var command = try? parseAsRoot(head) as? PassthroughCommand {
-      let captured = command.passthrough
-      if !captured.isEmpty && head.suffix(captured.count).elementsEqual(captured) {
-        command.passthrough += arguments.dropFirst(parsedWords)
-        return command
+    for parsedWords in [64, parsedWordsAtMost] where arguments.count > parsedWords {
+      let head = Array(arguments.prefix(parsedWords))
+      if var command = try? parseAsRoot(head) as? PassthroughCommand {
+        let captured = command.passthrough
+        if !captured.isEmpty && head.suffix(captured.count).elementsEqual(captured) {
+          command.passthrough += arguments.dropFirst(parsedWords)
+          return command
+        }
       }
+    }
+    guard arguments.count <= parsedWordsAtMost else {
+      throw UsvcError.conflict(
+        "too many words: \(arguments.count) (at most \(parsedWordsAtMost) besides a program's arguments or a conf key's values)")
     }
     return try parseAsRoot(arguments)
   }
+
+  static let parsedWordsAtMost = 2048
 
   /// The command line after the program's name, as lossless text: Swift's
   /// `CommandLine.arguments` turns bytes that are not UTF-8 into U+FFFD, and an
