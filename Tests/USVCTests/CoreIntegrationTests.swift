@@ -31,7 +31,8 @@ struct CoreIntegrationTests {
       ["git", "config", "-z", "-f", t.home + "/jobs/args-1.conf", "--get-all", "job.args"], environment: t.environment)
     #expect(git.status == 0)
     #expect(git.stdout.split(separator: "\0", omittingEmptySubsequences: false).dropLast().map(String.init) == Self.hostileArguments)
-    #expect(try t.ok("conf", "args-1", "args").stdout == Self.hostileArguments.joined(separator: "\n") + "\n")
+    // One line per value, control characters escaped.
+    #expect(try t.ok("conf", "args-1", "args").stdout == Self.hostileArguments.map(\.visible).joined(separator: "\n") + "\n")
   }
 
   @Test("the job gets the caller's environment plus -e and USVC_*, the -C directory, and a terminal")
