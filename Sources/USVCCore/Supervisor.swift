@@ -134,7 +134,7 @@ public struct Supervisor: Sendable {
       guard let info = fileStatus(directory), info.st_mode & S_IFMT == S_IFDIR else {
         throw .badDirectory(given, why: "not a directory")
       }
-      guard access(directory, X_OK) == 0 else { throw .badDirectory(given, why: "\(Errno.current)") }
+      guard directory.withLosslessCString({ access($0, X_OK) }) == 0 else { throw .badDirectory(given, why: "\(Errno.current)") }
     }
     let command = try Commands.resolve(request.command, searchPath: variable("PATH") ?? "/usr/bin:/bin", directory: directory)
     // Sizes first, before any value is looked at: the cap bounds all the rest.

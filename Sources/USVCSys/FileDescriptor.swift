@@ -116,9 +116,10 @@ public func makeDirectory(_ path: String, mode: mode_t = 0o700) throws(Errno) {
 }
 
 /// C: `stat`. Nil when the path does not exist or cannot be reached.
+/// `path` is lossless text: a program or folder named with bytes that are not UTF-8 is found.
 public func fileStatus(_ path: String) -> stat? {
   var result = stat()
-  return stat(path, &result) == 0 ? result : nil
+  return path.withLosslessCString { stat($0, &result) } == 0 ? result : nil
 }
 
 /// The names in a directory, without `.` and `..`; empty when it cannot be read.
