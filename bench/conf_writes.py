@@ -128,12 +128,14 @@ def cap(usvc):
         home.close()
 
 
-def measure(home, label, count, argv, env, listed_key):
+def measure(home, label, count, argv, env, listed_key, listed_count):
     seconds, peak, status, errors = start_and_measure(home, argv, env)
     if status != 0:
         raise RuntimeError("%s: usvc failed: %s" % (label, errors.strip()))
     # Every value is in the conf (one line each in `usvc conf`, values escaped).
     listed = home.call(["conf", "cw-1", listed_key]).stdout.count(b"\n")
+    if listed != listed_count:
+        raise RuntimeError("%s: the conf holds %d values of %s, not %d" % (label, listed, listed_key, listed_count))
     return {
         "what": label, "values": count, "seconds": round(seconds, 3),
         "peak_mib": round(peak / 1048576, 1), "values_in_conf": listed,
@@ -146,7 +148,7 @@ def start_row(label, count, usvc, arguments=(), extra_env=None):
     try:
         env = dict(home.env, **(extra_env or {}))
         argv = [usvc, "start", "cw", "sh", "-c", "exec sleep 1000", "x"] + list(arguments)
-        return measure(home, label, count, argv, env, "args" if arguments else "env")
+        return measure(home, label, count, argv, env, "args" if arguments else "env", count)
     finally:
         home.close()
 
@@ -165,7 +167,7 @@ def load_row(limit, usvc):
         with open(path, "w") as out:
             out.write("\n".join(lines) + "\n")
         return measure(home, "load: args, env, after and 3 hooks at %d each" % limit, 6 * limit,
-                       [usvc, "load", path], home.env, "after")
+                       [usvc, "load", path], home.env, "after", limit)
     finally:
         home.close()
 
@@ -197,7 +199,7 @@ def main():
     rows = run(options.usvc)
     print("%-50s %8s %10s %9s  %s" % ("what", "values", "seconds", "peak MiB", "within 256 MB and 2 s"))
     for r in rows:
-        print("%-50s %8d %10.3f %9.1f  %s" % (r["what"], r["values_in_conf"], r["seconds"], r["peak_mib"],
+        print("%-50s %8d %10.3f %9.1f  %s" % (r["what"], r["values"], r["seconds"], r["peak_mib"],
                                               "yes" if r["within_target"] else "NO"))
     return 0 if all(r["within_target"] for r in rows) else 1
 

@@ -36,12 +36,13 @@ public enum ConfKeys {
   /// The most values one list key of a conf (`args`, `env`, `after`, the
   /// hooks) may hold. Writing a conf costs time and memory linear in its
   /// values (`ConfStore.write`), and so do the checks before it. Measured on
-  /// a 2-core machine, release build: `start` with 140,000 arguments took
-  /// 0.8 s and 66 MB, and the kernel execs no more than about 200,000 words
-  /// (its 2 MiB limit on argv and environment at the default 8 MiB stack);
-  /// bench/conf_writes.py measures `start` at this cap, and `load` with every
-  /// list of a conf at it. A typical environment (100–200 variables) is far
-  /// inside.
+  /// this 2-core machine (shared, release build, bench/conf_writes.py):
+  /// `start` with 10,000 arguments 0.13 s and 19 MB, with 10,000 variables
+  /// 0.25 s and 21 MB; the worst conf, all six lists at the cap (`load`),
+  /// 1.0 to 1.8 s and 34 MB, against a target of 2 s and 256 MB. (`start`
+  /// with 140,000 arguments took 0.8 s and 66 MB; the kernel execs no more
+  /// than about 200,000 words at the default 8 MiB stack.) A typical
+  /// environment (100–200 variables) is far inside.
   public static let maximumValues = 10_000
 
   /// Refuses a conf with a list key of more than `maximumValues` values;
