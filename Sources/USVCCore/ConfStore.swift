@@ -131,7 +131,7 @@ public struct ConfStore: Sendable {
   ///
   /// 1. a copy of `path` (or an empty file) is made under `temporary`, mode 0600;
   /// 2. the copy is changed in one libgit2 transaction, each key with one call
-  ///    (`write(_:_:in:)`);
+  ///    (`block(_:key:)`);
   /// 3. it is read back through libgit2 and every changed key compared with
   ///    what was asked;
   /// 4. it is renamed over `path`, so `path` is complete and checked, or untouched.
@@ -146,6 +146,7 @@ public struct ConfStore: Sendable {
   /// frames) when a value does not match (fixed in 1.6.1), and appending means
   /// a regex that matches none. One call per key writes 1,000,000 values in
   /// about a second and 230 MB.
+  ///
   /// `check` sees the new version read back, before it is renamed into place.
   static func write(
     _ changes: [ConfChange], to path: String, temporary: String, startingEmpty: Bool,
@@ -162,7 +163,9 @@ public struct ConfStore: Sendable {
         guard let bytes = readFile(path) else { throw Errno.current }
         original = bytes
       }
-      try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600).closeAfter { (fd) throws(Errno) in try fd.writeAll(original) }
+      try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600).closeAfter { (fd) throws(Errno) in
+        try fd.writeAll(original)
+      }
     } catch {
       unlink(temporary)
       throw .confWrite(path: path, why: error.description)
@@ -176,8 +179,8 @@ public struct ConfStore: Sendable {
         case .set(let name, let values): (key, wanted) = (name, values)
         case .unset(let name): (key, wanted) = (name, [])
         }
-        // Can't happen with libgit2 1.5 to 1.9 (see `write(_:_:in:)`); would, were
-        // libgit2 ever to escape what set_multivar writes.
+        // Can't happen with libgit2 1.5.1 or its master of 2026 (see `block`);
+        // would, were libgit2 ever to escape what set_multivar writes.
         guard written.values(key) == wanted else {
           throw .confWrite(path: path, why: "libgit2 wrote \(key) differently than asked")
         }
