@@ -34,7 +34,7 @@ public enum Commands {
     guard info.st_mode & S_IFMT == S_IFREG else {
       throw .commandNotExecutable(path, why: "not a regular file")
     }
-    guard access(path, X_OK) == 0, info.st_mode & 0o111 != 0 else {
+    guard path.withLosslessCString({ access($0, X_OK) }) == 0, info.st_mode & 0o111 != 0 else {
       throw .commandNotExecutable(path, why: "Permission denied (not executable)")
     }
   }

@@ -57,9 +57,9 @@ public struct Home: Sendable {
   public var eventsLog: String { path + "/events.log" }
 }
 
-/// The working directory. C: `getcwd`.
+/// The working directory (lossless text). C: `getcwd`.
 public func currentDirectory() -> String {
   var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
   guard getcwd(&buffer, buffer.count) != nil else { return "/" }
-  return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+  return String(lossless: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) })
 }

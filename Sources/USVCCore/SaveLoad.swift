@@ -2,7 +2,8 @@ import Glibc
 import USVCSys
 
 /// `usvc save FILE` and `usvc load FILE` (SPEC: Commands): every group as one
-/// git-config file, one section per group:
+/// git-config file, one section per group, and one per job whose keys differ
+/// from the other jobs of its group:
 ///
 /// ```
 /// [group "web"]
@@ -11,11 +12,15 @@ import USVCSys
 ///     args = --port
 ///     args = 8080
 ///     env = PATH=/usr/bin:/bin
+/// [job "web-2"]
+///     stop-timeout = 7
 /// ```
 ///
 /// The keys after `count` are a job's conf keys (without `name`, `group` and
-/// `desired`), taken from the group's lowest-numbered job: the jobs of a group
-/// share their definition.
+/// `desired`): a group section holds those every job of the group has alike,
+/// and `[job "GROUP-K"]` the others of its K-th job in natural order (the
+/// name `load` gives it). A key that only some jobs have is in their sections
+/// alone, so the others get its default again.
 extension Supervisor {
   /// The job keys a saved group holds, in the order they are written: every
   /// known key but those usvc sets per job, so a key added later is saved too.
@@ -33,59 +38,55 @@ extension Supervisor {
 
   // MARK: save
 
+  /// What a saved file holds of `key` (short) for a job with `conf`.
+  static func savedValues(_ key: String, of conf: JobConf) -> [String] {
+    var values = ConfKeys.isMultivar(key) ? conf.values("job." + key) : conf.value("job." + key).map { [$0] } ?? []
+    if key == "env" {
+      values.removeAll { value in ownVariables.contains { value.hasPrefix($0) } }
+    }
+    return values
+  }
+
   /// Writes every group to `file` through libgit2's config API and returns
   /// how many groups it wrote. The file is built under a temporary name beside
   /// `file` (mode 0600) and renamed over it, so `file` is complete or untouched.
   public func save(to file: String) throws(UsvcError) -> Int {
-    // 1. Group the jobs; natural order puts each group's lowest-numbered job first.
-    var groups: [(name: String, first: String, count: Int)] = []
+    // 1. Group the jobs, each group's in natural order.
+    var groups: [(name: String, jobs: [String])] = []
     for name in store.names() {
       guard let group = Names.split(job: name)?.group else { continue }
       if let index = groups.firstIndex(where: { $0.name == group }) {
-        groups[index].count += 1
+        groups[index].jobs.append(name)
       } else {
-        groups.append((group, name, 1))
+        groups.append((group, [name]))
       }
     }
-    // 2. One section per group, from its first job's conf.
+    // 2. One section per group with what its jobs share, one per job with the rest.
     var changes: [ConfChange] = []
     for group in groups {
-      let conf = try store.load(group.first)
+      var confs: [JobConf] = []
+      for name in group.jobs { confs.append(try store.load(name)) }
       let section = "group.\(group.name)."
-      changes.append(.set(section + "count", [String(group.count)]))
+      changes.append(.set(section + "count", [String(group.jobs.count)]))
+      var own: [[ConfChange]] = Array(repeating: [], count: confs.count)
       for key in Self.savedKeys {
-        var values = ConfKeys.isMultivar(key) ? conf.values("job." + key) : conf.value("job." + key).map { [$0] } ?? []
-        if key == "env" {
-          values.removeAll { value in Self.ownVariables.contains { value.hasPrefix($0) } }
+        let values = confs.map { Self.savedValues(key, of: $0) }
+        if values.allSatisfy({ $0 == values[0] }) {
+          if !values[0].isEmpty { changes.append(.set(section + key, values[0])) }
+        } else {
+          for (index, jobValues) in values.enumerated() where !jobValues.isEmpty {
+            own[index].append(.set("job.\(group.name)-\(index + 1).\(key)", jobValues))
+          }
         }
-        if !values.isEmpty { changes.append(.set(section + key, values)) }
       }
+      changes += own.joined()
     }
     // 3. Write a fresh file under a temporary name, then rename it into place.
     let slash = file.lastIndex(of: "/")
     let folder = slash.map { String(file[..<$0]) } ?? "."
     let base = slash.map { String(file[file.index(after: $0)...]) } ?? file
     let temporary = (folder.isEmpty ? "" : folder) + "/.\(base).\(getpid()).new"
-    unlink(temporary)
-    unlink(temporary + ".lock")
-    do {
-      try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600).close()
-    } catch {
-      throw .confWrite(path: file, why: error.description)
-    }
-    do {
-      try ConfStore.apply(changes, to: temporary)
-    } catch {
-      unlink(temporary)
-      throw error
-    }
-    // libgit2 writes through its own lock file, whose mode follows the umask.
-    chmod(temporary, 0o600)
-    if rename(temporary, file) != 0 {
-      let error = Errno.current
-      unlink(temporary)
-      throw .confWrite(path: file, why: error.description)
-    }
+    try ConfStore.write(changes, to: file, temporary: temporary, startingEmpty: true)
     return groups.count
   }
 
@@ -126,41 +127,53 @@ extension Supervisor {
     }
     if let refusal = readFile(file).flatMap(GitConfigSyntax.refusal) { throw bad(GitConfigSyntax.describe(refusal)) }
 
-    // 1. Sort the entries into groups (file order), refusing what is not a group key.
+    // 1. Sort the entries into groups (file order) and jobs, refusing what is
+    //    not a group or job key.
     var order: [String] = []
     var groups: [String: [String: [String]]] = [:]
+    var jobSections: [(name: String, key: String)] = []
+    var jobKeys: [String: [String: [String]]] = [:]  // GROUP-K → its own keys.
     for (key, value) in conf.entries {
       guard let firstDot = key.firstIndex(of: "."), let lastDot = key.lastIndex(of: ".") else {
         throw bad("'\(key)': expected [group \"NAME\"] sections")  // Can't happen: git keys have a section.
       }
       let section = String(key[..<firstDot])
-      guard section == "group" else { throw bad("'\(key)': unknown section '\(section)': expected [group \"NAME\"]") }
-      guard firstDot < lastDot else { throw bad("'\(key)': a group section needs a name: [group \"NAME\"]") }
-      let group = String(key[key.index(after: firstDot)..<lastDot])
-      let short = String(key[key.index(after: lastDot)...])
-      do { try Names.validateGroup(group) } catch { throw bad(error.description) }
-      guard short == "count" || Self.savedKeys.contains(short) else { throw bad("unknown key '\(key)'") }
-      if groups[group] == nil {
-        order.append(group)
-        groups[group] = [:]
+      guard section == "group" || section == "job" else {
+        throw bad("'\(key)': unknown section '\(section)': expected [group \"NAME\"] or [job \"NAME-N\"]")
       }
-      groups[group]![short, default: []].append(value)
+      guard firstDot < lastDot else {
+        throw bad("'\(key)': a \(section) section needs a name: [\(section) \"\(section == "group" ? "NAME" : "NAME-N")\"]")
+      }
+      let name = String(key[key.index(after: firstDot)..<lastDot])
+      let short = String(key[key.index(after: lastDot)...])
+      if section == "job" {
+        guard Self.savedKeys.contains(short) else { throw bad("unknown key '\(key)'") }
+        if jobKeys[name] == nil { jobSections.append((name, key)) }
+        jobKeys[name, default: [:]][short, default: []].append(value)
+        continue
+      }
+      do { try Names.validateGroup(name) } catch { throw bad(error.description) }
+      guard short == "count" || Self.savedKeys.contains(short) else { throw bad("unknown key '\(key)'") }
+      if groups[name] == nil {
+        order.append(name)
+        groups[name] = [:]
+      }
+      groups[name]![short, default: []].append(value)
+    }
+    // Each job section names the K-th job of a group of the file.
+    var jobsOf: [String: [Int: [String: [String]]]] = [:]
+    for (name, key) in jobSections {
+      guard let (group, number) = Names.split(job: name), groups[group] != nil else {
+        throw bad("'\(key)': [job \"\(name.visible)\"] names no job of a group of this file")
+      }
+      jobsOf[group, default: [:]][number] = jobKeys[name]!
     }
 
     // 2. Every value checked as `usvc conf` would, and what `start` needs.
-    var counts: [String: Int] = [:]
-    for group in order {
-      let keys = groups[group]!
-      for (short, values) in keys {
-        let key = "group.\(group).\(short)"
-        if values.count > 1 && short != "count" && !ConfKeys.isMultivar(short) { throw bad("\(key) takes one value") }
-        if short == "count" {
-          guard values.count == 1, let count = Int(values[0]), count >= 1 && count <= 1000 else {
-            throw bad(UsvcError.badValue(key: key, value: values.last!.visible, why: "expected 1 to 1000 jobs").description)
-          }
-          counts[group] = count
-          continue
-        }
+    func check(_ keys: [String: [String]], section: String) throws(UsvcError) {
+      for (short, values) in keys where short != "count" {
+        let key = "\(section).\(short)"
+        if values.count > 1 && !ConfKeys.isMultivar(short) { throw bad("\(key) takes one value") }
         for value in values {
           do {
             try ConfKeys.validate("job." + short, value)
@@ -173,10 +186,44 @@ extension Supervisor {
           }
         }
       }
-      guard keys["cmd"] != nil else { throw bad("group.\(group).cmd is missing") }
-      if let directory = keys["cwd"]?.last {
-        guard let info = fileStatus(directory) else { throw bad("group.\(group).cwd: \(directory): No such file or directory") }
-        guard info.st_mode & S_IFMT == S_IFDIR else { throw bad("group.\(group).cwd: \(directory): not a directory") }
+    }
+    var counts: [String: Int] = [:]
+    /// The keys of the `number`-th job of `group`: the group's, then its own.
+    func keysOf(_ group: String, _ number: Int) -> [String: [String]] {
+      groups[group]!.filter { $0.key != "count" }.merging(jobsOf[group]?[number] ?? [:]) { $1 }
+    }
+    for group in order {
+      let keys = groups[group]!
+      if let values = keys["count"] {
+        let key = "group.\(group).count"
+        guard values.count == 1, let count = Int(values[0]), count >= 1 && count <= 1000 else {
+          throw bad(UsvcError.badValue(key: key, value: values.last!.visible, why: "expected 1 to 1000 jobs").description)
+        }
+        counts[group] = count
+      }
+      let count = counts[group] ?? 1
+      if let number = jobsOf[group]?.keys.filter({ $0 > count }).min() {
+        throw bad("[job \"\(group)-\(number)\"]: group \(group) has \(count) job\(count == 1 ? "" : "s")")
+      }
+      try check(keys, section: "group.\(group)")
+      for (number, own) in jobsOf[group] ?? [:] { try check(own, section: "job.\(group)-\(number)") }
+      for number in 1...count {
+        let merged = keysOf(group, number)
+        let section = jobsOf[group]?[number]?["cmd"] == nil ? "group.\(group)" : "job.\(group)-\(number)"
+        // The lists of each job's conf, usvc's own three variables included.
+        var lists = merged.mapValues(\.count)
+        lists["env"] = (merged["env"]?.count ?? environment.count) + Self.ownVariables.count
+        do {
+          try ConfKeys.checkValueCounts(Dictionary(uniqueKeysWithValues: lists.map { ("job." + $0.key, $0.value) }))
+        } catch {
+          throw bad("\(count == 1 ? "group.\(group)" : "job.\(group)-\(number)"): \(error)")
+        }
+        guard merged["cmd"] != nil else { throw bad("\(section).cmd is missing") }
+        if let directory = merged["cwd"]?.last {
+          let place = jobsOf[group]?[number]?["cwd"] == nil ? "group.\(group)" : "job.\(group)-\(number)"
+          guard let info = fileStatus(directory) else { throw bad("\(place).cwd: \(directory): No such file or directory") }
+          guard info.st_mode & S_IFMT == S_IFDIR else { throw bad("\(place).cwd: \(directory): not a directory") }
+        }
       }
     }
 
@@ -184,12 +231,17 @@ extension Supervisor {
     let existing = store.names()
     var graph: [String: [String]] = [:]
     for name in existing { graph[name] = (try? store.load(name))?.values("job.after") ?? [] }
+    var groupAfter: [String: [String]] = [:]  // What any job of the group is after.
     for group in order {
-      for index in 1...(counts[group] ?? 1) { graph["\(group)-\(index)"] = groups[group]!["after"] ?? [] }
+      for number in 1...(counts[group] ?? 1) {
+        let after = keysOf(group, number)["after"] ?? []
+        graph["\(group)-\(number)"] = after
+        groupAfter[group, default: []] += after.filter { !(groupAfter[group] ?? []).contains($0) }
+      }
     }
     let candidates = Array(graph.keys)
     for group in order {
-      for value in groups[group]!["after"] ?? [] where !candidates.contains(where: { home.paths($0).isNamed(by: value) }) {
+      for value in groupAfter[group] ?? [] where !candidates.contains(where: { home.paths($0).isNamed(by: value) }) {
         throw bad("group.\(group).after: '\(value.visible)' names no job or group")
       }
     }
@@ -200,7 +252,7 @@ extension Supervisor {
     // Groups after groups: A is after B when it names B or one of B's jobs.
     var groupGraph: [String: [String]] = [:]
     for group in order {
-      let after = groups[group]!["after"] ?? []
+      let after = groupAfter[group] ?? []
       groupGraph[group] = order.filter { other in
         other != group && after.contains { value in
           value == other || (1...(counts[other] ?? 1)).contains { home.paths("\(other)-\($0)").isNamed(by: value) }
@@ -227,8 +279,9 @@ extension Supervisor {
     for group in order { visit(group) }
     return sorted.map { group in
       let keys = groups[group]!
-      var request = StartRequest(group: group, command: keys["cmd"]!.last!)
-      request.count = counts[group] ?? 1
+      let count = counts[group] ?? 1
+      var request = StartRequest(group: group, command: (keys["cmd"] ?? keysOf(group, 1)["cmd"]!).last!)
+      request.count = count
       request.arguments = keys["args"] ?? []
       request.directory = keys["cwd"]?.last
       if let restart = keys["restart"]?.last.flatMap(RestartPolicy.init(rawValue:)) { request.restart = restart }
@@ -242,6 +295,9 @@ extension Supervisor {
       request.extra = Self.savedKeys.compactMap { short in
         guard !handled.contains(short), let values = keys[short] else { return nil }
         return .set("job." + short, values)
+      }
+      request.perJob = (1...count).map { number in
+        Self.savedKeys.compactMap { short in (jobsOf[group]?[number]?[short]).map { .set("job." + short, $0) } }
       }
       return request
     }

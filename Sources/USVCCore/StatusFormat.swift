@@ -182,6 +182,8 @@ public indirect enum JSON: Sendable {
       case "\n": result += "\\n"
       case "\r": result += "\\r"
       case "\t": result += "\\t"
+      // A byte that is not UTF-8 (lossless text) has no JSON form.
+      case _ where scalar.escapedByte != nil: result += "\\ufffd"
       case _ where scalar.value < 0x20 || scalar.value == 0x7f:
         let hex = String(scalar.value, radix: 16)
         result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex

@@ -14,6 +14,10 @@ public struct StartRequest: Sendable {
   public var notify: String?
   /// More conf keys written at creation, after (so over) the ones above (`load`).
   public var extra: [ConfChange] = []
+  /// More conf keys for each job (the K-th at index K-1), written after
+  /// everything else (`load`: the keys a job does not share with its group);
+  /// a `job.env` here is that job's whole saved environment.
+  public var perJob: [[ConfChange]] = []
   /// The jobs' environment is `environment` alone, not the caller's plus it
   /// (`load`: a saved environment); usvc's own variables are still set.
   public var replaceEnvironment = false
@@ -221,9 +225,26 @@ public struct Supervisor: Sendable {
       guard let info = fileStatus(directory), info.st_mode & S_IFMT == S_IFDIR else {
         throw .badDirectory(given, why: "not a directory")
       }
-      guard access(directory, X_OK) == 0 else { throw .badDirectory(given, why: "\(Errno.current)") }
+      guard directory.withLosslessCString({ access($0, X_OK) }) == 0 else { throw .badDirectory(given, why: "\(Errno.current)") }
     }
     let command = try Commands.resolve(request.command, searchPath: variable("PATH") ?? "/usr/bin:/bin", directory: directory)
+    // Sizes first, before any value is looked at: the cap bounds all the rest.
+    var counts = [
+      "job.args": request.arguments.count, "job.after": request.after.count,
+      "job.on-failure": request.notify == nil ? 0 : 3,
+      "job.env": jobEnvironment(
+        name: request.group + "-1", group: request.group, extra: request.environment, inherit: !request.replaceEnvironment
+      ).count,
+    ]
+    for case .set(let key, let values) in request.extra { counts[key] = values.count }
+    try ConfKeys.checkValueCounts(counts)
+    for own in request.perJob {
+      var jobCounts = counts
+      for case .set(let key, let values) in own {
+        jobCounts[key] = key == "job.env" ? values.count + 3 : values.count
+      }
+      try ConfKeys.checkValueCounts(jobCounts)
+    }
     for argument in request.arguments { try ConfKeys.validate("job.args", argument) }
     for setting in request.environment {
       guard let equals = setting.firstIndex(of: "="), equals != setting.startIndex else {
@@ -231,8 +252,8 @@ public struct Supervisor: Sendable {
       }
       try ConfKeys.validate("job.env", setting)
     }
-    for dependency in request.after { _ = try select([dependency]) }
-    for case .set(let key, let values) in request.extra {
+    _ = try select(request.after)
+    for case .set(let key, let values) in request.extra + request.perJob.joined() {
       guard !ConfKeys.fixed.contains(key) else { throw .badValue(key: key, value: values.joined(separator: " "), why: "set by usvc") }
       for value in values { try ConfKeys.validate(key, value) }
     }
@@ -244,8 +265,7 @@ public struct Supervisor: Sendable {
       .set("job.umask", [String(callerUmask, radix: 8)]),
     ] + (request.after.isEmpty ? [] : [.set("job.after", request.after)])
       + (request.notify.map { [.set("job.on-failure", ["/bin/sh", "-c", $0])] } ?? []) + request.extra
-    // Every value as `usvc conf` checks it: a CR in the -C path, the program's
-    // path or --notify would not read back the same with git (PLATFORM-NOTES).
+    // Every value as `usvc conf` checks it.
     for case .set(let key, let values) in template { for value in values { try ConfKeys.validate(key, value) } }
 
     let names = try store.withWriteLock { () throws(UsvcError) -> [String] in
@@ -256,15 +276,26 @@ public struct Supervisor: Sendable {
       }
       let names = Names.freeNames(group: request.group, count: request.count, taken: taken)
       // Checked before anything is written: a refused start leaves nothing behind.
-      if !request.after.isEmpty,
-        let cycle = findCycle(proposed: Dictionary(uniqueKeysWithValues: names.map { ($0, request.after) }))
-      {
-        throw .dependencyCycle(cycle)
+      var proposed: [String: [String]] = [:]
+      for (index, name) in names.enumerated() {
+        var after = request.after
+        for case .set("job.after", let values) in index < request.perJob.count ? request.perJob[index] : [] { after = values }
+        if !after.isEmpty { proposed[name] = after }
       }
-      for name in names {
-        let environment = jobEnvironment(
-          name: name, group: request.group, extra: request.environment, inherit: !request.replaceEnvironment)
-        try store.create(name, [.set("job.name", [name])] + template + [.set("job.env", environment)])
+      if !proposed.isEmpty, let cycle = findCycle(proposed: proposed) { throw .dependencyCycle(cycle) }
+      for (index, name) in names.enumerated() {
+        var own = index < request.perJob.count ? request.perJob[index] : []
+        var settings = request.environment
+        var inherit = !request.replaceEnvironment
+        if let saved = own.lastIndex(where: { if case .set("job.env", _) = $0 { true } else { false } }),
+          case .set(_, let values) = own[saved]
+        {
+          settings = values
+          inherit = false
+          own.remove(at: saved)
+        }
+        let environment = jobEnvironment(name: name, group: request.group, extra: settings, inherit: inherit)
+        try store.create(name, [.set("job.name", [name])] + template + [.set("job.env", environment)] + own)
         try writeSpec(name)
       }
       return names
@@ -278,22 +309,31 @@ public struct Supervisor: Sendable {
   }
 
   /// The caller's environment (unless not `inherit`), then `-e` settings, then
-  /// usvc's own; a later setting of a key replaces an earlier one. Variables a
-  /// git config cannot hold (control characters) are left out.
+  /// usvc's own; a later setting of a key replaces an earlier one. Every byte
+  /// of every variable is kept (control characters, bytes that are not UTF-8);
+  /// only entries with no `KEY=` are left out (`unkeptVariables` names them),
+  /// and the tmux variables of the caller's own session.
   func jobEnvironment(name: String, group: String, extra: [String], inherit: Bool = true) -> [String] {
     let own = ["USVC_JOB=\(name)", "USVC_GROUP=\(group)", "USVC_HOME=\(home.path)"]
-    var order: [String] = []
-    var values: [String: String] = [:]
+    var order: [[UInt8]] = []
+    var values: [[UInt8]: String] = [:]
     for entry in (inherit ? environment : []) + extra + own {
-      guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex,
-        (try? ConfKeys.validate("job.env", entry)) != nil
-      else { continue }
+      guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else { continue }
       let key = String(entry[..<equals])
       if key == "TMUX" || key == "TMUX_PANE" { continue }
-      if values[key] == nil { order.append(key) }
-      values[key] = entry
+      // Keys compared as bytes: Swift's == would take two spellings of é for one.
+      let bytes = key.losslessBytes
+      if values[bytes] == nil { order.append(bytes) }
+      values[bytes] = entry
     }
     return order.map { values[$0]! }
+  }
+
+  /// The caller's variables a job cannot get: entries of the process
+  /// environment with no `KEY=` (only a program that builds its own
+  /// environment makes those).
+  public func unkeptVariables() -> [String] {
+    environment.filter { entry in entry.firstIndex(of: "=").map { $0 == entry.startIndex } ?? true }
   }
 
   /// Rewrites `run/NAME.spec` from the conf (call under `withWriteLock`): the
@@ -545,13 +585,25 @@ public struct Supervisor: Sendable {
       case .set(let key, let values):
         guard !ConfKeys.fixed.contains(key) else { throw .badValue(key: key, value: values.joined(separator: " "), why: "set by usvc") }
         if values.count != 1 && !ConfKeys.isMultivar(key) { throw .notMultivar(key) }
-        for value in values { try ConfKeys.validate(key, value) }
-        if key == "job.after" { for value in values { _ = try select([value]) } }
       case .unset(let key):
         guard !ConfKeys.fixed.contains(key) && key != "job.cmd" else {
           throw .badValue(key: key, value: "", why: "cannot be removed")
         }
       }
+    }
+    // Sizes first (the conf as it would be), then each value.
+    var counts: [String: Int] = [:]
+    for entry in try store.load(name).entries { counts[entry.key, default: 0] += 1 }
+    for change in changes {
+      switch change {
+      case .set(let key, let values): counts[key] = values.count
+      case .unset(let key): counts[key] = 0
+      }
+    }
+    try ConfKeys.checkValueCounts(counts)
+    for case .set(let key, let values) in changes {
+      for value in values { try ConfKeys.validate(key, value) }
+      if key == "job.after" { _ = try select(values) }
     }
     try store.withWriteLock { () throws(UsvcError) in
       // Checked before anything is written: a refused change leaves the conf as it was.

@@ -1,3 +1,5 @@
+import USVCSys
+
 /// Small text helpers shared by the messages and outputs of usvc.
 extension String {
   /// Without leading and trailing white space.
@@ -9,9 +11,20 @@ extension String {
   }
 
   /// On one line, control characters made visible (`\n`, `\t`, `\x1b`), so a
-  /// value in a message or a status line cannot break the line or the terminal.
+  /// value in a message, a status line or `show` cannot break the line or the
+  /// terminal; a byte that is not UTF-8 (lossless text) shows as `\xff`.
   public var visible: String {
-    String(decoding: Visible.escaped(utf8, keepingTabs: false), as: UTF8.self)
+    var shown = ""
+    for scalar in unicodeScalars {
+      switch scalar {
+      case "\n": shown += "\\n"
+      case "\t": shown += "\\t"
+      case _ where scalar.escapedByte != nil: shown += "\\x" + String(scalar.escapedByte!, radix: 16)
+      case _ where scalar.isControl: shown += "\\x" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16)
+      default: shown.unicodeScalars.append(scalar)
+      }
+    }
+    return shown
   }
 }
 

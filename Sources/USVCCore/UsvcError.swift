@@ -14,6 +14,7 @@ public enum UsvcError: Error, CustomStringConvertible, Equatable {
   case badValue(key: String, value: String, why: String)
   case unknownKey(String)
   case notMultivar(String)
+  case tooManyValues(key: String, count: Int, limit: Int)
   case badConf(path: String, why: String)
   case confWrite(path: String, why: String)
   case tmux(String)
@@ -43,6 +44,7 @@ public enum UsvcError: Error, CustomStringConvertible, Equatable {
     case .badValue(let key, let value, let why): return "bad value for \(key): '\(value)': \(why)"
     case .unknownKey(let key): return "unknown conf key '\(key)'"
     case .notMultivar(let key): return "\(key) takes one value"
+    case .tooManyValues(let key, let count, let limit): return "too many values for \(key): \(count) (at most \(limit) per key)"
     case .badConf(let path, let why): return "\(path): \(why)"
     case .confWrite(let path, let why): return "cannot write \(path): \(why)"
     case .tmux(let why): return "tmux: \(why)"

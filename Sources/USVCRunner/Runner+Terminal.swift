@@ -50,7 +50,7 @@ extension Runner {
     let line = (atLineStart ? "" : "\n") + "[usvc] " + text + "\n"
     atLineStart = true
     toPane(line)
-    let bytes = Array(line.utf8)
+    let bytes = line.losslessBytes
     if let error = bytes.withUnsafeBytes({ log.append($0) }) {
       toPane("[usvc] cannot write \(paths.log): \(error); the job goes on, shown here only\n")
     }

@@ -42,8 +42,9 @@ public struct FileDescriptor: Sendable, Hashable {
     }
   }
 
+  /// Writes `text` as the bytes it was decoded from (lossless text).
   public func writeAll(_ text: String) throws(Errno) {
-    try writeAll(Array(text.utf8))
+    try writeAll(text.losslessBytes)
   }
 
   public func writeAll(_ bytes: [UInt8]) throws(Errno) {
@@ -115,9 +116,10 @@ public func makeDirectory(_ path: String, mode: mode_t = 0o700) throws(Errno) {
 }
 
 /// C: `stat`. Nil when the path does not exist or cannot be reached.
+/// `path` is lossless text: a program or folder named with bytes that are not UTF-8 is found.
 public func fileStatus(_ path: String) -> stat? {
   var result = stat()
-  return stat(path, &result) == 0 ? result : nil
+  return path.withLosslessCString { stat($0, &result) } == 0 ? result : nil
 }
 
 /// The names in a directory, without `.` and `..`; empty when it cannot be read.
@@ -148,12 +150,12 @@ public func monotonicClock() -> Double {
   return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }
 
-/// The process environment as `KEY=VALUE` strings.
+/// The process environment as `KEY=VALUE` strings (lossless text: every byte kept).
 public func processEnvironment() -> [String] {
   var result: [String] = []
   guard var entry = usvc_environ() else { return result }
   while let pointer = entry.pointee {
-    result.append(String(cString: pointer))
+    result.append(String(losslessCString: pointer))
     entry += 1
   }
   return result

@@ -27,6 +27,7 @@ public func fileIdentity(_ info: stat) -> String {
 /// runner needs no libgit2 (PLATFORM-NOTES: its start-up cost per process).
 ///
 /// Format: `key NUL value NUL`, repeated; `arg` and `env` repeat in order.
+/// Values are lossless text (`String(lossless:)`): the file holds their exact bytes.
 public struct JobSpec: Equatable, Sendable {
   public var name: String
   public var group: String
@@ -77,7 +78,7 @@ public struct JobSpec: Equatable, Sendable {
     func put(_ key: String, _ value: String) {
       out.append(contentsOf: key.utf8)
       out.append(0)
-      out.append(contentsOf: value.utf8)
+      out.append(contentsOf: value.losslessBytes)
       out.append(0)
     }
     put("name", name)
@@ -117,7 +118,7 @@ public struct JobSpec: Equatable, Sendable {
     for index in bytes.indices where bytes[index] == 0 {
       if let pending = key {
         if includingEnvironment || pending != "env" {
-          fields.append((pending, String(decoding: bytes[start..<index], as: UTF8.self)))
+          fields.append((pending, String(lossless: bytes[start..<index])))
         }
         key = nil
       } else {

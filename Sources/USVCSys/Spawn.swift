@@ -91,9 +91,10 @@ public final class PreparedSpawn {
     actions: [FileAction] = []
   ) {
     precondition(!argv.isEmpty, "can't happen: spawning an empty argv")
-    self.argv = argv.map { strdup($0) } + [nil]
-    self.environment = environment.map { strdup($0) } + [nil]
-    self.directory = directory.map { strdup($0) }
+    // Lossless text: the exact bytes of each word (any but NUL), UTF-8 or not.
+    self.argv = argv.map { $0.losslessDuplicate() } + [nil]
+    self.environment = environment.map { $0.losslessDuplicate() } + [nil]
+    self.directory = directory.map { $0.losslessDuplicate() }
     let paths = actions.map { action -> UnsafeMutablePointer<CChar>? in
       if case .open(let path, _, _) = action { return strdup(path) }
       return nil
@@ -134,11 +135,11 @@ public func resetSignalDispositions() {
   }
 }
 
-/// Lends a NULL-terminated `char *[]` of `strings` to `body`.
+/// Lends a NULL-terminated `char *[]` of `strings` (lossless text: their exact bytes) to `body`.
 public func withCStrings<R, E: Error>(
   _ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) throws(E) -> R
 ) throws(E) -> R {
-  var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+  var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { $0.losslessDuplicate() }
   pointers.append(nil)
   defer { for pointer in pointers { free(pointer) } }
   return try pointers.withUnsafeBufferPointer { (buffer) throws(E) in try body(buffer.baseAddress!) }

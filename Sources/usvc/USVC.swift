@@ -19,10 +19,10 @@ struct USVC: ParsableCommand {
   /// Errors become one `usvc: …` line on stderr and exit 1 (SPEC), not
   /// ArgumentParser's usage dump and exit 64.
   static func main() {
-    let arguments = Array(CommandLine.arguments.dropFirst())
+    let arguments = losslessArguments()
     do {
       try checkHelpTopic(arguments)
-      var command = try parseAsRoot()
+      var command = try parse(arguments)
       try command.run()
     } catch let exit as ExitCode {
       Glibc.exit(exit.rawValue)
@@ -62,6 +62,42 @@ struct USVC: ParsableCommand {
       }
       commands = command.configuration.subcommands
     }
+  }
+
+  /// The command `arguments` ask for. ArgumentParser 1.8 takes time quadratic
+  /// in the number of words an array argument or option collects (each one
+  /// merges the set of places of all before it): 10,000 arguments to `start`
+  /// took 5 s, 2,000 `-e` options 0.6 s and 10,000 about a minute (release
+  /// build). Everything after GROUP (`start`) or JOB (`conf`) is passthrough
+  /// whatever it holds, so only the first words are parsed; when the
+  /// passthrough then captured to their end, the rest is appended to it.
+  /// Otherwise more words are tried, and beyond `parsedWordsAtMost` (about
+  /// 0.5 s) the command line is refused before it is parsed.
+  static func parse(_ arguments: [String]) throws -> ParsableCommand {
+    for parsedWords in [64, parsedWordsAtMost] where arguments.count > parsedWords {
+      let head = Array(arguments.prefix(parsedWords))
+      if var command = try? parseAsRoot(head) as? PassthroughCommand {
+        let captured = command.passthrough
+        if !captured.isEmpty && head.suffix(captured.count).elementsEqual(captured) {
+          command.passthrough += arguments.dropFirst(parsedWords)
+          return command
+        }
+      }
+    }
+    guard arguments.count <= parsedWordsAtMost else {
+      throw UsvcError.conflict(
+        "too many words: \(arguments.count) (at most \(parsedWordsAtMost) besides a program's arguments or a conf key's values)")
+    }
+    return try parseAsRoot(arguments)
+  }
+
+  static let parsedWordsAtMost = 2048
+
+  /// The command line after the program's name, as lossless text: Swift's
+  /// `CommandLine.arguments` turns bytes that are not UTF-8 into U+FFFD, and an
+  /// argument must reach the job byte for byte (SPEC: start).
+  static func losslessArguments() -> [String] {
+    (1..<Int(CommandLine.argc)).map { String(losslessCString: CommandLine.unsafeArgv[$0]!) }
   }
 
   /// The supervisor for this caller: USVC_HOME checked, usvc-runner found beside usvc.
@@ -117,6 +153,11 @@ struct LineOutput {
     try? FileDescriptor.standardOutput.writeAll(pending)
     pending.removeAll(keepingCapacity: true)
   }
+}
+
+/// A command whose last argument captures every word after it, as given.
+protocol PassthroughCommand: ParsableCommand {
+  var passthrough: [String] { get set }
 }
 
 /// One or more selectors: job names, groups, `all`, `live`, `dead`.

@@ -276,8 +276,14 @@ struct BoardTests {
     func console() throws -> pid_t? {
       pid_t(try t.tmux("list-panes", "-t", "=usvc:0", "-F", "#{pane_pid}").stdout.trimmingCharacters(in: .whitespacesAndNewlines))
     }
+    /// The console's child running `usvc top` (not a `tmux` it runs for a moment to ask about clients).
     func board(of console: pid_t) -> pid_t? {
-      ProcStat.all().first { $0.parent == console && $0.state != "Z" }?.pid
+      ProcStat.all().first { process in
+        guard process.parent == console, process.state != "Z",
+          let cmdline = try? String(contentsOfFile: "/proc/\(process.pid)/cmdline", encoding: .utf8)
+        else { return false }
+        return cmdline.split(separator: "\0").contains("top")
+      }?.pid
     }
     func windowZero() throws -> String { try t.tmux("capture-pane", "-p", "-t", "=usvc:0").stdout }
     let consolePid = try #require(try console())

@@ -31,7 +31,8 @@ struct CoreIntegrationTests {
       ["git", "config", "-z", "-f", t.home + "/jobs/args-1.conf", "--get-all", "job.args"], environment: t.environment)
     #expect(git.status == 0)
     #expect(git.stdout.split(separator: "\0", omittingEmptySubsequences: false).dropLast().map(String.init) == Self.hostileArguments)
-    #expect(try t.ok("conf", "args-1", "args").stdout == Self.hostileArguments.joined(separator: "\n") + "\n")
+    // One line per value, control characters escaped.
+    #expect(try t.ok("conf", "args-1", "args").stdout == Self.hostileArguments.map(\.visible).joined(separator: "\n") + "\n")
   }
 
   @Test("the job gets the caller's environment plus -e and USVC_*, the -C directory, and a terminal")
@@ -252,10 +253,13 @@ struct CoreIntegrationTests {
     (["help", "nope"], "usvc: no command named 'nope': see 'usvc help'"),
     (["stop", "web\nx"], "usvc: no job or group named 'web\\nx'"),
     (["kill", "-s", "RTMIN+99", "web"], "usvc: unknown signal 'RTMIN+99'"),
+    (["start", "web", "true"] + TooMany.words, TooMany.message("job.args")),
+    (["start", "-n", "2", "web", "sh", "-c", "exit 0"] + TooMany.wordsButTwo, TooMany.message("job.args")),
+    (["start"] + TooMany.options + ["web", "true"], TooMany.optionsMessage),
   ])
   func refusals(arguments: [String], message: String) throws {
     let t = try TestHome()
-    let outcome = try t.usvc(arguments)
+    let outcome = try t.usvcUnderLimits(arguments)
     #expect(outcome.status == 1)
     #expect(outcome.stdout == "")
     #expect(outcome.stderr == message + "\n")
@@ -267,7 +271,7 @@ struct CoreIntegrationTests {
   func confRoundTrip() throws {
     let t = try TestHome()
     try t.ok("start", "cf", "sleep", "1000")
-    let values = ["a b", "semi;", "#x", "q\"uote", "back\\", "new\nline", "", "ü ✓", " pad "]
+    let values = ["a b", "semi;", "#x", "q\"uote", "back\\", "new\nline", "", "ü ✓", " pad ", "cr\rhere", "ends\r", "\u{1b}[1m"]
     try t.ok("conf", "cf-1", "env", "A=1", "B=two words")
     #expect(try t.ok("conf", "cf-1", "env").lines == ["A=1", "B=two words"])
     let set = try t.usvc(["conf", "cf-1", "args"] + values)
@@ -280,7 +284,7 @@ struct CoreIntegrationTests {
       (["conf", "cf-1", "stop-timeout", "-5"], "usvc: bad value for job.stop-timeout: '-5': expected a number of seconds, 0 or more"),
       (["conf", "cf-1", "restart", "sometimes"], "usvc: bad value for job.restart: 'sometimes': expected always, on-failure or never"),
       (["conf", "cf-1", "colour", "red"], "usvc: unknown conf key 'colour'"),
-      (["conf", "cf-1", "args", "cr\rhere"], "usvc: bad value for job.args: 'cr\\x0dhere': control characters other than newline and tab are not allowed"),
+      (["conf", "cf-1", "args"] + TooMany.words, TooMany.message("job.args")),
       (["conf", "cf-1", "stop-timeout", "1", "2"], "usvc: job.stop-timeout takes one value"),
       (["conf", "nope-1", "stop-timeout", "1"], "usvc: no job named 'nope-1'"),
     ] {

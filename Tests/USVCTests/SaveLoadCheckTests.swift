@@ -117,7 +117,8 @@ struct SaveLoadCheckTests {
     ("[group \"web\"]\n\tcmd = /bin/sleep\n\tafter = nothing\n", "group.web.after: 'nothing' names no job or group"),
     ("[group \"a\"]\n\tcmd = /bin/sleep\n\tafter = b\n[group \"b\"]\n\tcmd = /bin/sleep\n\tafter = a-1\n", "dependency cycle: a-1 -> b-1 -> a-1"),
     ("[group \"web\"]\n\tcmd = /bin/sleep\n\tcmd = /bin/true\n", "group.web.cmd takes one value"),
-    ("[job]\n\tcmd = /bin/sleep\n", "'job.cmd': unknown section 'job': expected [group \"NAME\"]"),
+    ("[job]\n\tcmd = /bin/sleep\n", "'job.cmd': a job section needs a name: [job \"NAME-N\"]"),
+    ("[jobs \"x\"]\n\tcmd = /bin/sleep\n", "'jobs.x.cmd': unknown section 'jobs': expected [group \"NAME\"] or [job \"NAME-N\"]"),
     ("[group]\n\tcmd = /bin/sleep\n", "'group.cmd': a group section needs a name: [group \"NAME\"]"),
   ])
   func loadRefusesBadFiles(text: String, message: String) throws {

@@ -2,7 +2,7 @@ import ArgumentParser
 import USVCCore
 
 extension USVC {
-  struct Conf: ParsableCommand {
+  struct Conf: PassthroughCommand {
     static let configuration = CommandConfiguration(
       commandName: "conf", abstract: "Print or change a job's conf; changes take effect at its next start.",
       discussion: "No KEY: every key as 'git config --list' prints it. KEY: its values. KEY VALUE…: set it (a list key such as args or env takes every VALUE).")
@@ -14,6 +14,11 @@ extension USVC {
       parsing: .captureForPassthrough,
       help: "KEY (with or without 'job.': stop-timeout, args, env, …), then new value(s); or --unset KEY.")
     var keyAndValues: [String] = []
+
+    var passthrough: [String] {
+      get { keyAndValues }
+      set { keyAndValues = newValue }
+    }
 
     func run() throws {
       let supervisor = try USVC.supervisor()
@@ -37,13 +42,14 @@ extension USVC {
       }
       let conf = try supervisor.store.loadAsGitReads(job)
       guard let key else {
-        for entry in conf.entries { output("\(entry.key)=\(entry.value)") }
+        // Values escaped (`visible`), so that each is one line whatever it holds.
+        for entry in conf.entries { output("\(entry.key)=\(entry.value.visible)") }
         return
       }
       guard let name = ConfKeys.normalize(key) else { throw UsvcError.unknownKey(key) }
       let given = values.first == "--" ? Array(values.dropFirst()) : values
       if given.isEmpty {
-        for value in conf.values(name) { output(value) }
+        for value in conf.values(name) { output(value.visible) }
       } else {
         try supervisor.changeConf(job, [.set(name, given)])
       }

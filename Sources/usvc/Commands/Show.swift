@@ -14,7 +14,8 @@ extension USVC {
       guard supervisor.store.exists(job) else { throw UsvcError.noSuchJob(job) }
       let conf = try supervisor.store.loadAsGitReads(job)
       let status = supervisor.status([job])
-      var lines = conf.entries.map { "\($0.key): \($0.value)" }
+      // Escaped (`visible`): a value with a newline must not print a line of its own.
+      var lines = conf.entries.map { "\($0.key): \($0.value.visible)" }
       if let figures = status.jobs.first {
         let run = figures.run
         lines += [
@@ -27,10 +28,10 @@ extension USVC {
           "average-run: \(StatusFormat.decimal(run.averageRunSeconds, places: 3))s",
           "quick-deaths: \(run.quickDeaths)",
           "retry-at: \(figures.state == .waiting && run.retryAt > 0 ? isoTime(run.retryAt) : "-")",
-          "reason: \(run.reason.isEmpty ? "-" : run.reason)",
+          "reason: \(run.reason.isEmpty ? "-" : run.reason.visible)",
           "cpu: \(StatusFormat.decimal(figures.cpuPercent))%",
           "mem: \(figures.pid == nil ? "-" : StatusFormat.bytes(figures.residentBytes))",
-          "changed: \(figures.changed)", "log: \(supervisor.home.paths(job).log)",
+          "changed: \(figures.changed)", "log: \(supervisor.home.paths(job).log.visible)",
         ]
       }
       output(lines.joined(separator: "\n"))

@@ -5,7 +5,7 @@ import USVCSys
 extension RestartPolicy: ExpressibleByArgument {}
 
 extension USVC {
-  struct Start: ParsableCommand {
+  struct Start: PassthroughCommand {
     static let configuration = CommandConfiguration(
       commandName: "start", abstract: "Create jobs running COMMAND and start each in its own tmux window.",
       discussion: "Jobs are named GROUP-1, GROUP-2, … Everything after GROUP reaches the program exactly as given: no shell.")
@@ -30,6 +30,11 @@ extension USVC {
     @Argument(parsing: .captureForPassthrough, help: "The program and its arguments.")
     var command: [String] = []
 
+    var passthrough: [String] {
+      get { command }
+      set { command = newValue }
+    }
+
     func validate() throws {
       if once && restart != nil && restart != .never { throw ValidationError("--once and --restart \(restart!.rawValue) contradict each other") }
       if (command.first == "--" ? command.dropFirst() : command[...]).isEmpty {
@@ -47,7 +52,11 @@ extension USVC {
       request.environment = environment
       request.after = after
       request.notify = notify
-      try USVC.supervisor().start(request) { output($0.description) }
+      let supervisor = try USVC.supervisor()
+      for entry in supervisor.unkeptVariables() {
+        printError("usvc: warning: the jobs do not get '\(entry.visible)' from your environment: it is not KEY=VALUE")
+      }
+      try supervisor.start(request) { output($0.description) }
     }
   }
 }
