@@ -109,7 +109,7 @@ public struct BoardLoop {
     supervisor.warn = { line in _ = try? writeEnd.writeAll(line.visible + "\n") }
     self.supervisor = supervisor
     source = LocalBoardSource(supervisor: supervisor, selectors: selectors)
-    let color = supervisor.environment.allSatisfy { !$0.hasPrefix("NO_COLOR=") || $0 == "NO_COLOR=" }
+    let color = (value(of: "NO_COLOR", in: supervisor.environment) ?? "").isEmpty
     board = Board(color: color)
     let set = SignalSet([.windowChanged, .terminate, .hangup, .interrupt, Signal(rawValue: SIGQUIT)])
     set.block()

@@ -2,42 +2,22 @@ import USVCSys
 
 /// `job.after` between jobs: the order to start and stop them in, and cycles.
 extension Supervisor {
-  /// Job name → the jobs it is after (groups resolved to their jobs), from the
-  /// specs; `proposed` replaces or adds the `after` selectors of some jobs, so
-  /// a change is checked before anything is written.
-  public func dependencyGraph(proposed: [String: [String]] = [:]) -> [String: [String]] {
-    let names = Array(Set(store.names()).union(proposed.keys))
-    var graph: [String: [String]] = [:]
-    for name in names {
-      let after = proposed[name] ?? view(name).spec?.after ?? []
-      // A job after itself (or its own group) waits for itself: a cycle of one.
-      graph[name] = names.filter { other in after.contains { home.paths(other).isNamed(by: $0) } }
-        .sorted(by: Names.naturalLess)
+  /// The `job.after` graph of every job, from the specs (what the runners
+  /// run); `proposed` replaces or adds the selectors of some jobs, so a
+  /// change is checked before anything is written.
+  public func dependencyGraph(proposed: [String: [String]] = [:]) -> DependencyGraph {
+    DependencyGraph(jobs: Array(Set(store.names()).union(proposed.keys))) { name in
+      proposed[name] ?? view(name).spec?.after ?? []
     }
-    return graph
   }
 
   /// A cycle of `job.after` (first name repeated at the end), or nil.
   public func findCycle(proposed: [String: [String]] = [:]) -> [String]? {
-    firstCycle(in: dependencyGraph(proposed: proposed))
+    dependencyGraph(proposed: proposed).firstCycle
   }
 
-  /// `names` in layers: each job comes in a layer after every job of `names`
-  /// it depends on (in the order given within a layer). A cycle's jobs share the
-  /// last layer.
-  public func dependencyLayers(_ names: [String]) -> [[String]] {
-    let graph = dependencyGraph()
-    var remaining = names
-    var layers: [[String]] = []
-    while !remaining.isEmpty {
-      let pending = Set(remaining)
-      var layer = remaining.filter { name in (graph[name] ?? []).allSatisfy { !pending.contains($0) } }
-      if layer.isEmpty { layer = remaining }
-      layers.append(layer)
-      remaining.removeAll { layer.contains($0) }
-    }
-    return layers
-  }
+  /// `names` in the order to start them: layer after layer (`DependencyGraph.layers`).
+  public func dependencyLayers(_ names: [String]) -> [[String]] { dependencyGraph().layers(names) }
 
   /// Starts every job whose `desired` is running but which has no live runner
   /// (after a reboot or a dead tmux server), in dependency order. Jobs that

@@ -12,10 +12,10 @@ public struct Home: Sendable {
   /// working directory it would name a different home from every folder.
   /// Unless `forWriting`, a home that exists but cannot be written is
   /// accepted, so the reading commands (and `stop`) work on a read-only disk.
-  public static func open(environment: [String: String], forWriting: Bool = true) throws(UsvcError) -> Home {
-    var path = environment["USVC_HOME"] ?? ""
+  public static func open(environment: [String], forWriting: Bool = true) throws(UsvcError) -> Home {
+    var path = value(of: "USVC_HOME", in: environment) ?? ""
     if path.isEmpty {
-      guard let user = environment["HOME"], user.hasPrefix("/") else {
+      guard let user = value(of: "HOME", in: environment), user.hasPrefix("/") else {
         throw .badHome("neither USVC_HOME nor HOME is set to an absolute path")
       }
       path = user + "/.usvc"

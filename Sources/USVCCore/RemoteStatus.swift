@@ -85,7 +85,7 @@ public struct RemoteStatus: Sendable {
 
   /// `word` as one word for a POSIX shell: `'…'`, each `'` written `'\''`.
   public static func shellQuoted(_ word: String) -> String {
-    "'" + word.replacing("'", with: "'\\''") + "'"
+    word.shellQuoted
   }
 
   /// ssh's argv for one host: options, `--` (so nothing after it is read as an

@@ -178,11 +178,7 @@ extension Supervisor {
           do {
             try ConfKeys.validate("job." + short, value)
           } catch {
-            switch error {
-            case .badValue(_, let value, let why): throw bad(UsvcError.badValue(key: key, value: value, why: why).description)
-            case .commandNotExecutable(let path, let why): throw bad("\(key): \(path): \(why)")
-            default: throw bad("\(key): \(error)")
-            }
+            throw bad(error.about(key).description)
           }
         }
       }
@@ -245,8 +241,7 @@ extension Supervisor {
         throw bad("group.\(group).after: '\(value.visible)' names no job or group")
       }
     }
-    let edges = graph.mapValues { after in candidates.filter { other in after.contains { home.paths(other).isNamed(by: $0) } } }
-    if let cycle = firstCycle(in: edges) {
+    if let cycle = DependencyGraph(jobs: candidates, after: { graph[$0] ?? [] }).firstCycle {
       throw bad(UsvcError.dependencyCycle(cycle).description)
     }
     // Groups after groups: A is after B when it names B or one of B's jobs.
@@ -259,7 +254,7 @@ extension Supervisor {
         }
       }
     }
-    if let cycle = firstCycle(in: groupGraph) {
+    if let cycle = DependencyGraph(edges: groupGraph).firstCycle {
       throw bad(UsvcError.dependencyCycle(cycle).description)
     }
 
@@ -302,28 +297,4 @@ extension Supervisor {
       return request
     }
   }
-}
-
-/// A cycle in `graph` (node → the nodes it depends on), the first node
-/// repeated at the end; nil when there is none. An edge from a node to
-/// itself is a cycle too.
-func firstCycle(in graph: [String: [String]]) -> [String]? {
-  var state: [String: Int] = [:]  // 1 = on the current path, 2 = done.
-  var path: [String] = []
-  func visit(_ node: String) -> [String]? {
-    if state[node] == 2 { return nil }
-    if state[node] == 1 { return Array(path[(path.firstIndex(of: node) ?? 0)...]) + [node] }
-    state[node] = 1
-    path.append(node)
-    for next in graph[node] ?? [] {
-      if let cycle = visit(next) { return cycle }
-    }
-    path.removeLast()
-    state[node] = 2
-    return nil
-  }
-  for node in graph.keys.sorted(by: Names.naturalLess) {
-    if let cycle = visit(node) { return cycle }
-  }
-  return nil
 }

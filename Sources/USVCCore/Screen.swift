@@ -192,7 +192,7 @@ public struct BoardTerminal {
     guard isatty(0) == 1, isatty(1) == 1 else {
       throw .notATerminal(command: "top", what: "standard input and output are not one")
     }
-    let term = environment.first { $0.hasPrefix("TERM=") }.map { String($0.dropFirst(5)) } ?? ""
+    let term = value(of: "TERM", in: environment) ?? ""
     if term.isEmpty || term == "dumb" {
       throw .notATerminal(command: "top", what: "TERM is \(term.isEmpty ? "not set" : "'dumb'")")
     }

@@ -118,13 +118,7 @@ public struct Supervisor: Sendable {
   /// `forWriting: false` (SPEC: Broken confs).
   public init(environment: [String], executable: String, forWriting: Bool = true) throws(UsvcError) {
     callerUmask = umask(0o077)
-    var variables: [String: String] = [:]
-    for entry in environment {
-      if let equals = entry.firstIndex(of: "=") {
-        variables[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
-      }
-    }
-    home = try Home.open(environment: variables, forWriting: forWriting)
+    home = try Home.open(environment: environment, forWriting: forWriting)
     store = ConfStore(home: home)
     self.environment = environment
     let folder = executable.lastIndex(of: "/").map { String(executable[..<$0]) } ?? "."
@@ -135,10 +129,7 @@ public struct Supervisor: Sendable {
     try Tmux(home: home, runner: runnerPath, environment: environment)
   }
 
-  func variable(_ key: String) -> String? {
-    for entry in environment where entry.hasPrefix(key + "=") { return String(entry.dropFirst(key.count + 1)) }
-    return nil
-  }
+  func variable(_ key: String) -> String? { value(of: key, in: environment) }
 
   // MARK: Views
 

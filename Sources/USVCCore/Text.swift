@@ -10,6 +10,9 @@ extension String {
     return String(text)
   }
 
+  /// Single-quoted for a POSIX shell (`it's` → `'it'\''s'`): the one quoting of a word.
+  public var shellQuoted: String { "'" + replacing("'", with: "'\\''") + "'" }
+
   /// On one line, control characters made visible (`\n`, `\t`, `\x1b`), so a
   /// value in a message, a status line or `show` cannot break the line or the
   /// terminal; a byte that is not UTF-8 (lossless text) shows as `\xff`.

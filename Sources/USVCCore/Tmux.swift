@@ -153,7 +153,7 @@ public struct Tmux: Sendable {
       guard let id = windows()[name] else { throw .tmux("\(name) has no window (is it running?)") }
       try run(["select-window", "-t", id])
     }
-    let searchPath = environment.first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? "/usr/bin:/bin"
+    let searchPath = value(of: "PATH", in: environment) ?? "/usr/bin:/bin"
     let program = try Commands.resolve("tmux", searchPath: searchPath, directory: "/")
     let argv = [program, "-S", socket, "-f", configPath, "attach-session", "-t", "=usvc"]
     _ = withCStrings(argv) { argvPointers in

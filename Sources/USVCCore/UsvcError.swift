@@ -28,6 +28,17 @@ public enum UsvcError: Error, CustomStringConvertible, Equatable {
   case conflict(String)
   case system(String, Errno)
 
+  /// A value refused by `ConfKeys.validate`, said about `key` (a conf's
+  /// `job.stop-timeout`, a saved file's `group.web.stop-timeout`): the one
+  /// mapping of a validation error for `check`, `load` and `conf`.
+  func about(_ key: String) -> UsvcError {
+    switch self {
+    case .badValue(_, let value, let why): return .badValue(key: key, value: value, why: why)
+    case .commandNotExecutable(let path, let why), .badDirectory(let path, let why): return .conflict("\(key): \(path): \(why)")
+    default: return .conflict("\(key): \(description)")
+    }
+  }
+
   /// `load` creates groups, it does not merge into them.
   static func groupExists(_ group: String) -> UsvcError { .conflict("group '\(group)' already exists: rm it first") }
 

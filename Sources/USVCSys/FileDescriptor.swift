@@ -161,6 +161,14 @@ public func processEnvironment() -> [String] {
   return result
 }
 
+/// The value of `key` in an environment of `KEY=VALUE` strings (the last
+/// setting wins, as for `getenv` after `putenv`), or nil. The one lookup of
+/// a variable in usvc.
+public func value(of key: String, in environment: [String]) -> String? {
+  let prefix = key + "="
+  return environment.last { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }
+}
+
 /// Writes one line to standard error, ignoring failure (there is nowhere else to say it).
 public func printError(_ line: String) {
   try? FileDescriptor.standardError.writeAll(line.hasSuffix("\n") ? line : line + "\n")

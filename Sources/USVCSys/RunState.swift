@@ -218,7 +218,7 @@ public let boardUnwatchedStatus: Int32 = 3
 /// The socket of the tmux server this process runs in, from `TMUX`
 /// (`SOCKET,PID,SESSION`; the socket path may itself hold commas), or nil.
 public func tmuxSocket(environment: [String]) -> String? {
-  guard let value = environment.first(where: { $0.hasPrefix("TMUX=") })?.dropFirst(5) else { return nil }
+  guard let value = value(of: "TMUX", in: environment) else { return nil }
   var parts = value.split(separator: ",", omittingEmptySubsequences: false)
   guard parts.count >= 3 else { return nil }
   parts.removeLast(2)

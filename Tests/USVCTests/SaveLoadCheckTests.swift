@@ -231,7 +231,7 @@ struct SaveLoadCheckTests {
     #expect(lines.first?.hasPrefix(conf("a-1") + ": ") == true && lines.first?.contains("line 3") == true, "\(lines)")
     #expect(Array(lines.dropFirst()) == [
       "\(conf("b-1")): job.colour: unknown key",
-      "\(conf("c-1")): job.stop-timeout: bad value '-5': expected a number of seconds, 0 or more",
+      "\(conf("c-1")): bad value for job.stop-timeout: '-5': expected a number of seconds, 0 or more",
       "\(conf("d-1")): job.cmd: \(doomed): No such file or directory",
     ])
     #expect(outcome.stderr == "usvc: 4 problems in 4 of 4 confs\n")
