@@ -1,4 +1,3 @@
-import CShims
 import Dispatch
 import Glibc
 import USVCSys
@@ -81,7 +80,7 @@ public struct BoardLoop {
   /// Actions write their one-line outcome here; the loop shows it.
   let messages: (read: FileDescriptor, write: FileDescriptor)
   var pendingMessage: [UInt8] = []
-  let signals: FileDescriptor
+  let signals: SignalDescriptor
   /// The signals blocked for `signals` (unblocked again before exec).
   let blocked: SignalSet
   /// Whether the board runs in usvc's own tmux session (window 0).
@@ -100,9 +99,7 @@ public struct BoardLoop {
     // Display widths by wcwidth need a UTF-8 character type, whatever the locale.
     if setlocale(LC_CTYPE, "C.UTF-8") == nil { setlocale(LC_CTYPE, "") }
     var supervisor = supervisor
-    var fds: [Int32] = [0, 0]
-    guard usvc_pipe_cloexec(&fds) == 0 else { throw .system("cannot make a pipe", .current) }
-    messages = (FileDescriptor(rawValue: fds[0]), FileDescriptor(rawValue: fds[1]))
+    do { messages = try FileDescriptor.pipe() } catch { throw .system("cannot make a pipe", error) }
     messages.read.setNonBlocking()
     // Warnings of the core would go to stderr, under the board: they become its message.
     let writeEnd = messages.write
@@ -114,10 +111,7 @@ public struct BoardLoop {
     let set = SignalSet([.windowChanged, .terminate, .hangup, .interrupt, Signal(rawValue: SIGQUIT)])
     set.block()
     blocked = set
-    var raw = set.raw
-    let fd = usvc_signalfd(&raw)
-    guard fd >= 0 else { throw .system("cannot read signals", .current) }
-    signals = FileDescriptor(rawValue: fd)
+    do { signals = try SignalDescriptor(set) } catch { throw .system("cannot read signals", error) }
   }
 
   /// Runs until `q` (exit 0), a signal (128 + its number) or the terminal going away (1).
@@ -135,7 +129,7 @@ public struct BoardLoop {
       terminal.write(screen.update(to: board.frame(width: size.columns, height: size.rows)))
       var fds = [
         pollfd(fd: terminal.input.rawValue, events: Int16(POLLIN), revents: 0),
-        pollfd(fd: signals.rawValue, events: Int16(POLLIN), revents: 0),
+        pollfd(fd: signals.fd.rawValue, events: Int16(POLLIN), revents: 0),
         pollfd(fd: messages.read.rawValue, events: Int16(POLLIN), revents: 0),
       ]
       let timeout = Int32(max(0, min(3_600_000, (nextRefresh - monotonicClock()) * 1000)).rounded(.up))
@@ -160,7 +154,7 @@ public struct BoardLoop {
   }
 
   mutating func handleSignals() {
-    while case let number = usvc_signalfd_read(signals.rawValue), number != 0 {
+    while let number = signals.next() {
       if number == SIGWINCH {
         size = terminal.size()
         screen.reset(width: size.columns, height: size.rows)

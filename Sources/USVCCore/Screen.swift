@@ -1,10 +1,9 @@
-import CShims
 import Glibc
 import USVCSys
 
 // The board draws with a small renderer of its own rather than ncurses. Why:
 // 1. Restoring the terminal after a crash must be async-signal-safe: a fixed
-//    string and a `tcsetattr` (CShims `usvc_terminal_restore`). ncurses'
+//    string and a `tcsetattr` (`TerminalGuard`, in CShims). ncurses'
 //    `endwin` is not safe in a signal handler, and ncurses loaded with dlopen
 //    (as libgit2 is) would need ~30 function pointers plus its globals
 //    (`stdscr`, `LINES`, `COLS`) and its macros redone by hand.
@@ -71,8 +70,7 @@ public struct Segment: Sendable {
 /// controls, which the board never draws, count as one (they are replaced).
 func displayWidth(_ scalar: Unicode.Scalar) -> Int {
   if scalar.value >= 0x20 && scalar.value < 0x7f { return 1 }
-  let width = Int(usvc_wcwidth(scalar.value))
-  return width < 0 ? 1 : width
+  return terminalColumns(of: scalar) ?? 1
 }
 
 /// The columns `text` takes on a terminal.
@@ -177,7 +175,7 @@ public struct ScreenDiff {
 
 /// The controlling terminal while the board owns it: raw input, the
 /// alternate screen, no cursor; given back on every way out through
-/// `usvc_terminal_restore` (CShims), the only place that restores it.
+/// `TerminalGuard.restore`, the only place that restores it.
 public struct BoardTerminal {
   /// Entering: alternate screen, cursor hidden, plain style, cleared.
   static let enterSequence = "\u{1b}[?1049h\u{1b}[?25l\u{1b}[0m\u{1b}[H\u{1b}[2J"
@@ -211,21 +209,22 @@ public struct BoardTerminal {
       cc[Int(VMIN)] = 1
       cc[Int(VTIME)] = 0
     }
-    let leave = BoardTerminal.leaveSequence
-    guard leave.withCString({ usvc_terminal_guard(output.rawValue, &saved, $0, strlen($0)) }) == 0 else {
-      throw .system("cannot install the terminal's crash guard", .current)
+    do {
+      try TerminalGuard.install(fd: output.rawValue, saved: saved, leaving: BoardTerminal.leaveSequence)
+    } catch {
+      throw .system("cannot install the terminal's crash guard", error)
     }
     // TCSADRAIN, not TCSAFLUSH: input already typed (a focus report) is kept.
     guard tcsetattr(input.rawValue, TCSADRAIN, &raw) == 0 else {
       let error = Errno.current
-      usvc_terminal_restore()
+      TerminalGuard.restore()
       throw .system("cannot set the terminal to raw input", error)
     }
     write(BoardTerminal.enterSequence)
   }
 
   /// Gives the terminal back as it was (only the first call does anything).
-  public func restore() { usvc_terminal_restore() }
+  public func restore() { TerminalGuard.restore() }
 
   /// Writes now, all of it (a terminal that is gone loses the rest).
   public func write(_ text: String) {
@@ -235,8 +234,7 @@ public struct BoardTerminal {
 
   /// Rows and columns, or 24 × 80 when the terminal does not say.
   public func size() -> (rows: Int, columns: Int) {
-    var size = winsize()
-    guard usvc_get_winsize(output.rawValue, &size) == 0, size.ws_row > 0, size.ws_col > 0 else { return (24, 80) }
+    guard let size = windowSize(of: output.rawValue), size.ws_row > 0, size.ws_col > 0 else { return (24, 80) }
     return (Int(size.ws_row), Int(size.ws_col))
   }
 }

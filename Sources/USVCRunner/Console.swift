@@ -1,4 +1,3 @@
-import CShims
 import Glibc
 import USVCSys
 
@@ -19,8 +18,7 @@ import USVCSys
 public func runConsole(board: String?) -> Never {
   let signals = SignalSet([.terminate, .interrupt, .hangup, .child])
   signals.block()
-  var mask = signals.raw
-  let signalFD = FileDescriptor(rawValue: usvc_signalfd(&mask))
+  guard let signalFD = try? SignalDescriptor(signals) else { exit(1) }
   try? FileDescriptor.standardOutput.writeAll(
     "usvc: this tmux server runs your jobs, one window each.\n"
       + "Switch windows with C-b n / C-b p / C-b w; detach with C-b d.\n"
@@ -69,7 +67,7 @@ public func runConsole(board: String?) -> Never {
     var wake = nextNudge
     if board != nil && child == 0 && watched { wake = min(wake, startAt) }
     var fds = [
-      pollfd(fd: signalFD.rawValue, events: Int16(POLLIN), revents: 0),
+      pollfd(fd: signalFD.fd.rawValue, events: Int16(POLLIN), revents: 0),
       pollfd(fd: readsKeys ? 0 : -1, events: Int16(POLLIN), revents: 0),
     ]
     _ = poll(&fds, 2, Int32(max(0, (wake - monotonicClock()) * 1000).rounded(.up)))
@@ -79,7 +77,7 @@ public func runConsole(board: String?) -> Never {
     } else if fds[1].revents != 0 {
       exit(0)  // The pane's terminal is gone.
     }
-    while case let number = usvc_signalfd_read(signalFD.rawValue), number != 0 {
+    while let number = signalFD.next() {
       if number == SIGCHLD {
         while let reaped = reapAnyChild() {
           guard reaped.pid == child else { continue }

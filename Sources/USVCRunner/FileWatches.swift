@@ -1,4 +1,3 @@
-import CShims
 import Glibc
 import USVCSys
 
@@ -14,7 +13,8 @@ struct FileWatches {
   /// The inotify descriptor, or -1.
   let inotify: Int32
   /// The stand-in for the `run/` watch without inotify, or -1.
-  private(set) var timer: Int32 = -1
+  var timer: Int32 { timerDescriptor?.rawValue ?? -1 }
+  private var timerDescriptor: FileDescriptor?
   private var specWatch: Int32 = -1
   private var runWatch: Int32 = -1
   /// Whether the spec may differ from the one read last.
@@ -46,12 +46,12 @@ struct FileWatches {
         }
         if runWatch >= 0 { return }
       }
-      if timer < 0 { timer = usvc_interval_timer(250) }
+      if timerDescriptor == nil { timerDescriptor = intervalTimer(milliseconds: 250) }
     } else {
       if runWatch >= 0 { inotify_rm_watch(inotify, runWatch) }
       runWatch = -1
-      if timer >= 0 { close(timer) }
-      timer = -1
+      timerDescriptor?.close()
+      timerDescriptor = nil
     }
   }
 

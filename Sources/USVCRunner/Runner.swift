@@ -1,4 +1,3 @@
-import CShims
 import Glibc
 import USVCSys
 
@@ -16,7 +15,7 @@ public struct Runner {
   var published = RunState()
   var written: RunState?
   var log: LogFile
-  let signals: FileDescriptor
+  let signals: SignalDescriptor
   /// `run/NAME.state`, kept open and rewritten in place.
   var stateFile: FileDescriptor
   var stateLength = Int.max
@@ -57,8 +56,11 @@ public struct Runner {
                               Signal(rawValue: SIGQUIT), Signal(rawValue: SIGTSTP), Signal(rawValue: SIGUSR1)])
     handled.block()
     resetSignalDispositions()
-    var mask = handled.raw
-    signals = FileDescriptor(rawValue: usvc_signalfd(&mask))
+    guard let signals = try? SignalDescriptor(handled) else {
+      Runner.say("usvc-runner \(name): fatal: unable to read signals: \(Errno.current)")
+      return nil
+    }
+    self.signals = signals
     umask(0o077)
 
     // 2. One runner per job: the lock is also how the CLI tells the runner is alive.
@@ -92,7 +94,7 @@ public struct Runner {
     machine = RunnerMachine(spec: spec, quickDeaths: 0)
     published.runner = getpid()
     published.reason = ""
-    _ = usvc_set_child_subreaper()
+    becomeChildSubreaper()
 
     // 4. The job's own terminal, shaped like the pane but without output
     //    processing (OPOST, so ONLCR too): the log gets the bytes the job wrote,
@@ -104,30 +106,25 @@ public struct Runner {
     let paneIsTerminal = isatty(0) == 1
     if paneIsTerminal {
       tcgetattr(0, &attributes)
-      _ = usvc_get_winsize(0, &size)
+      size = windowSize(of: 0) ?? size
       var pane = attributes
       // Keys typed in the pane go to the job as bytes; the job's terminal makes signals of them.
       pane.c_lflag &= ~tcflag_t(ICANON | ECHO | ISIG | IEXTEN)
       pane.c_iflag &= ~tcflag_t(IXON | ICRNL | INLCR | IGNCR)
       tcsetattr(0, TCSANOW, &pane)
     }
-    var masterFD: Int32 = -1
-    var slaveFD: Int32 = -1
-    var name = [CChar](repeating: 0, count: 128)
-    let opened = paneIsTerminal
-      ? withUnsafePointer(to: &attributes) { usvc_openpty(&masterFD, &slaveFD, &name, 128, $0, &size) }
-      : usvc_openpty(&masterFD, &slaveFD, &name, 128, nil, &size)
-    guard opened == 0 else {
-      Runner.say("usvc-runner \(paths.name): fatal: unable to open a terminal: \(Errno.current)")
+    let terminal: (master: FileDescriptor, slave: FileDescriptor, path: String)
+    do {
+      terminal = try openPseudoTerminal(attributes: paneIsTerminal ? attributes : nil, size: size)
+    } catch {
+      Runner.say("usvc-runner \(paths.name): fatal: unable to open a terminal: \(error)")
       return nil
     }
     var jobAttributes = termios()
-    tcgetattr(slaveFD, &jobAttributes)
+    tcgetattr(terminal.slave.rawValue, &jobAttributes)
     jobAttributes.c_oflag &= ~tcflag_t(OPOST | ONLCR)
-    tcsetattr(slaveFD, TCSANOW, &jobAttributes)
-    master = FileDescriptor(rawValue: masterFD)
-    slave = FileDescriptor(rawValue: slaveFD)
-    slavePath = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    tcsetattr(terminal.slave.rawValue, TCSANOW, &jobAttributes)
+    (master, slave, slavePath) = terminal
     master.setNonBlocking()
     log = LogFile(path: paths.log, maxBytes: spec.logMaxBytes, keep: spec.logKeep)
   }
@@ -137,7 +134,7 @@ public struct Runner {
     perform([.spawn])
     // What setting up and the first start allocated and freed (reading the spec,
     // building the launch, formatting) stays dirty in the heap unless given back.
-    _ = usvc_malloc_trim()
+    trimHeap()
     while true {
       if case .finished = machine.state { finish() }
       waitForSomething()
@@ -150,7 +147,7 @@ public struct Runner {
     let now = monotonicClock()
     let paneWaitsForRoom = paneOpen && pane.waitsForRoom(now: now)
     var fds = [
-      pollfd(fd: signals.rawValue, events: Int16(POLLIN), revents: 0),
+      pollfd(fd: signals.fd.rawValue, events: Int16(POLLIN), revents: 0),
       pollfd(fd: master.rawValue, events: Int16(POLLIN), revents: 0),
       pollfd(fd: paneOpen ? 0 : -1, events: Int16(POLLIN), revents: 0),
       pollfd(fd: paneWaitsForRoom ? pane.fd : -1, events: Int16(POLLOUT), revents: 0),
@@ -187,9 +184,7 @@ public struct Runner {
 
   mutating func handleSignals() {
     var childEnded = false
-    while true {
-      let number = usvc_signalfd_read(signals.rawValue)
-      if number == 0 { break }
+    while let number = signals.next() {
       if number == SIGCHLD { childEnded = true } else { handle(signal: number) }
     }
     if childEnded { reapChildren() }
@@ -204,8 +199,7 @@ public struct Runner {
       perform(machine.handle(.hangup, now: monotonicClock()))
     case SIGUSR1: rewriteStateFile()
     case SIGWINCH:
-      var size = winsize()
-      if usvc_get_winsize(0, &size) == 0 { _ = usvc_set_winsize(master.rawValue, &size) }
+      if let size = windowSize(of: 0) { setWindowSize(size, of: master.rawValue) }
     default: break  // SIGPIPE, SIGTSTP: nothing to do, blocked so they do no harm.
     }
   }
