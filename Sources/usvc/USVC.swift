@@ -43,12 +43,27 @@ struct USVC: ParsableCommand {
   static func oneLine(_ error: Error, arguments: [String]) -> String {
     if let error = error as? UsvcError { return error.description.visible }
     var message = message(for: error)
+    if let refusal = typedValueRefusal(message) { return refusal.description.visible }
     // `--key=value` is quoted as its value alone.
     let typed = arguments + arguments.compactMap { word in word.firstIndex(of: "=").map { String(word[word.index(after: $0)...]) } }
     for word in typed.sorted(by: { $0.count > $1.count }) where word.visible != word {
       message = message.replacing(word, with: word.visible)
     }
     return message.split(separator: "\n").first.map(String.init) ?? "error"
+  }
+
+  /// A value the parser refused for a typed option, said as usvc says it
+  /// elsewhere (`unknown signal 'X'`, as a conf's stop-signal), not as
+  /// ArgumentParser's "The value 'X' is invalid for '-s <signal>'".
+  static func typedValueRefusal(_ message: String) -> UsvcError? {
+    let refusals: [(suffix: String, error: (String) -> UsvcError)] = [
+      ("' is invalid for '-s <signal>'", UsvcError.badSignal)
+    ]
+    let prefix = "The value '"
+    for refusal in refusals where message.hasPrefix(prefix) && message.hasSuffix(refusal.suffix) {
+      return refusal.error(String(message.dropFirst(prefix.count).dropLast(refusal.suffix.count)))
+    }
+    return nil
   }
 
   /// `usvc help TOPIC…` for a command that does not exist is an error, not the
@@ -123,4 +138,19 @@ struct LineOutput {
 struct SelectorArguments: ParsableArguments {
   @Argument(help: "Jobs (web-2), groups (web), all, live or dead.")
   var selectors: [String] = []
+}
+
+/// A command whose selectors may not be left out, and the line that says so.
+protocol SelectorsRequired {
+  static var missingSelectors: String { get }
+}
+
+/// At least one selector, checked by the parser: the refusal is `Command.missingSelectors`.
+struct RequiredSelectors<Command: SelectorsRequired>: ParsableArguments {
+  @Argument(help: "Jobs (web-2), groups (web), all, live or dead.")
+  var selectors: [String] = []
+
+  func validate() throws {
+    if selectors.isEmpty { throw ValidationError(Command.missingSelectors) }
+  }
 }

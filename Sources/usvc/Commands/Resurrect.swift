@@ -11,14 +11,4 @@ extension USVC {
       try USVC.supervisor().resurrect { output($0.description) }
     }
   }
-
-  struct Shutdown: ParsableCommand {
-    static let configuration = CommandConfiguration(
-      commandName: "shutdown", abstract: "Stop every job (dependents first), then the tmux server; 'usvc resurrect' undoes it.")
-
-    func run() throws {
-      let supervisor = try USVC.supervisor()
-      try supervisor.shutdown()
-    }
-  }
 }

@@ -1,0 +1,14 @@
+import ArgumentParser
+import USVCCore
+
+extension USVC {
+  struct Shutdown: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      commandName: "shutdown", abstract: "Stop every job (dependents first), then the tmux server; 'usvc resurrect' undoes it.")
+
+    func run() throws {
+      let supervisor = try USVC.supervisor()
+      try supervisor.shutdown()
+    }
+  }
+}
