@@ -114,12 +114,7 @@ public struct Supervisor: Sendable {
   /// `forWriting: false` (SPEC: Broken confs).
   public init(environment: [String], executable: String, forWriting: Bool = true) throws(UsvcError) {
     callerUmask = umask(0o077)
-    var variables: [String: String] = [:]
-    for entry in environment {
-      if let equals = entry.firstIndex(of: "=") {
-        variables[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
-      }
-    }
+    let variables = environmentVariables(environment)
     home = try Home.open(environment: variables, forWriting: forWriting)
     store = ConfStore(home: home)
     self.environment = environment

@@ -23,6 +23,8 @@ public enum UsvcError: Error, CustomStringConvertible, Equatable {
   case notATerminal
   case dependencyCycle([String])
   case badHost(String)
+  /// A `--hosts` call that cannot be made as asked (no such host list, words too long).
+  case fleet(String)
   case badFile(path: String, why: String)
   case conflict(String)
   case system(String, Errno)
@@ -52,6 +54,7 @@ public enum UsvcError: Error, CustomStringConvertible, Equatable {
     case .notATerminal: return "attach needs a terminal: standard input is not one"
     case .dependencyCycle(let names): return "dependency cycle: \(names.joined(separator: " -> "))"
     case .badHost(let host): return "bad host name '\(host)'"
+    case .fleet(let why): return why
     case .badFile(let path, let why): return "\(path): \(why)"
     case .conflict(let why): return why
     case .system(let what, let error): return "\(what): \(error)"

@@ -19,10 +19,14 @@ struct USVC: ParsableCommand {
   /// Errors become one `usvc: …` line on stderr and exit 1 (SPEC), not
   /// ArgumentParser's usage dump and exit 64.
   static func main() {
-    let arguments = Array(CommandLine.arguments.dropFirst())
+    var arguments = Array(CommandLine.arguments.dropFirst())
     do {
+      if arguments == ["--stdin-args"] {
+        arguments = try standardInputWords()
+        viaStandardInput = true
+      }
       try checkHelpTopic(arguments)
-      var command = try parseAsRoot()
+      var command = try parseAsRoot(arguments)
       try command.run()
     } catch let exit as ExitCode {
       Glibc.exit(exit.rawValue)
@@ -50,6 +54,25 @@ struct USVC: ParsableCommand {
       message = message.replacing(word, with: word.visible)
     }
     return message.split(separator: "\n").first.map(String.init) ?? "error"
+  }
+
+  /// Whether this command line came on standard input (`usvc --stdin-args`).
+  nonisolated(unsafe) static var viaStandardInput = false
+
+  /// `usvc --stdin-args`: the command's words on standard input, each ending in
+  /// a NUL byte; how `--hosts` hands a command to a remote usvc (SPEC: Many
+  /// hosts), so that no word passes through the remote shell or shows in `ps`.
+  static func standardInputWords() throws -> [String] {
+    let bytes: [UInt8]
+    do {
+      bytes = try FileDescriptor(rawValue: 0).readAll()
+    } catch {
+      throw UsvcError.system("--stdin-args: cannot read standard input", error)
+    }
+    guard bytes.last == 0 else {
+      throw ValidationError("--stdin-args: expected the command's words on standard input, each ending in a NUL byte")
+    }
+    return bytes.dropLast().split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
   }
 
   /// A value the parser refused for a typed option, said as usvc says it

@@ -8,7 +8,9 @@ extension USVC {
       commandName: "jobs", abstract: "List job names, one per line.")
     @OptionGroup var selection: SelectorArguments
 
+    @OptionGroup var fleet: FleetOptions
     func run() throws {
+      if fleet.isActive { return try fleet.run(.reading) }
       let names = try USVC.supervisor(forWriting: false).select(selection.selectors)
       if !names.isEmpty { output(names.joined(separator: "\n")) }
     }

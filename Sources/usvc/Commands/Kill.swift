@@ -17,7 +17,9 @@ extension USVC {
     var signal: Signal = .terminate
     @OptionGroup var selection: RequiredSelectors<Kill>
 
+    @OptionGroup var fleet: FleetOptions
     func run() throws {
+      if fleet.isActive { return try fleet.run(.acting) }
       let supervisor = try USVC.supervisor(forWriting: false)
       let names = try supervisor.select(selection.selectors)
       let signalled = Set(supervisor.kill(signal, names))

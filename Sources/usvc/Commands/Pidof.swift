@@ -9,7 +9,9 @@ extension USVC {
       abstract: "Print the main pid of each running job, one per line; a job that is not running is named on stderr.")
     @OptionGroup var selection: RequiredSelectors<Pidof>
 
+    @OptionGroup var fleet: FleetOptions
     func run() throws {
+      if fleet.isActive { return try fleet.run(.reading) }
       let supervisor = try USVC.supervisor(forWriting: false)
       var found = false
       for name in try supervisor.select(selection.selectors) {

@@ -7,7 +7,9 @@ extension USVC {
       commandName: "rm", abstract: "Stop jobs and remove them (windows, confs, state); their logs stay.")
     @OptionGroup var selection: RequiredSelectors<Remove>
 
+    @OptionGroup var fleet: FleetOptions
     func run() throws {
+      if fleet.isActive { return try fleet.run(.acting) }
       let supervisor = try USVC.supervisor()
       let names = try supervisor.select(selection.selectors)
       try supervisor.remove(names)

@@ -7,7 +7,9 @@ extension USVC {
       commandName: "restart", abstract: "Stop jobs (if running), then start them again with a fresh back-off.")
     @OptionGroup var selection: RequiredSelectors<Restart>
 
+    @OptionGroup var fleet: FleetOptions
     func run() throws {
+      if fleet.isActive { return try fleet.run(.acting) }
       let supervisor = try USVC.supervisor()
       try supervisor.restart(try supervisor.select(selection.selectors)) { output($0.description) }
     }

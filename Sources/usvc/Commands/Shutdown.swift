@@ -6,7 +6,9 @@ extension USVC {
     static let configuration = CommandConfiguration(
       commandName: "shutdown", abstract: "Stop every job (dependents first), then the tmux server; 'usvc resurrect' undoes it.")
 
+    @OptionGroup var fleet: FleetOptions
     func run() throws {
+      if fleet.isActive { return try fleet.run(.acting) }
       let supervisor = try USVC.supervisor()
       try supervisor.shutdown()
     }

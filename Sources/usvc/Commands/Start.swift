@@ -30,6 +30,7 @@ extension USVC {
     @Argument(parsing: .captureForPassthrough, help: "The program and its arguments.")
     var command: [String] = []
 
+    @OptionGroup var fleet: FleetOptions
     func validate() throws {
       if once && restart != nil && restart != .never { throw ValidationError("--once and --restart \(restart!.rawValue) contradict each other") }
       if (command.first == "--" ? command.dropFirst() : command[...]).isEmpty {
@@ -38,6 +39,7 @@ extension USVC {
     }
 
     func run() throws {
+      if fleet.isActive { return try fleet.run(.acting, passthrough: command.count) }
       let argv = command.first == "--" ? Array(command.dropFirst()) : command
       var request = StartRequest(group: group, command: argv[0])
       request.arguments = Array(argv.dropFirst())

@@ -8,7 +8,9 @@ extension USVC {
       discussion: "Returns once every process of the jobs is gone. The jobs stay defined, state stopped.")
     @OptionGroup var selection: RequiredSelectors<Stop>
 
+    @OptionGroup var fleet: FleetOptions
     func run() throws {
+      if fleet.isActive { return try fleet.run(.acting) }
       let supervisor = try USVC.supervisor(forWriting: false)
       let names = try supervisor.select(selection.selectors)
       try supervisor.stop(names)
