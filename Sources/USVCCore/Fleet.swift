@@ -217,12 +217,14 @@ public struct Fleet: Sendable {
     return nil
   }
 
-  /// The control socket of one host: its name as given, hashed (FNV-1a, 64
-  /// bits), so that two aliases of one machine keep connections (and SetEnv) apart.
+  /// The control socket of one host: the ssh program and the host's name as
+  /// given, hashed (FNV-1a, 64 bits), so that two aliases of one machine keep
+  /// connections (and their SetEnv) apart, and so do two ssh wrappers with
+  /// configs of their own.
   public func controlPath(for host: String) -> String? {
     guard let controlDirectory else { return nil }
     var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-    for byte in host.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+    for byte in ssh.utf8 + [0] + host.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
     let hex = String(hash, radix: 16)
     return controlDirectory + "/" + String(repeating: "0", count: 16 - hex.count) + hex
   }
