@@ -270,6 +270,42 @@ struct HostsTests {
     #expect(down.status == 2 && secondFields(down) == ["unreachable"])
   }
 
+  @Test("logs -f interleaves whole lines from every host as they come, each beginning with its host")
+  func followInterleaves() throws {
+    let s = try SSHHosts()
+    for home in s.homes {
+      try s.run(in: home, "start", "ticker", "sh", "-c", "i=0; while :; do i=$((i+1)); echo \"tick $i\"; sleep 0.1; done")
+    }
+    // Followed until killed: printed at all means printed as it came (host by host would wait for hosta's end).
+    let followed = try TestHome.run(
+      ["/usr/bin/timeout", "-s", "INT", "5", usvcBinary, "logs", "-f", "-n", "0", "--hosts", "hosta,hostb", "ticker-1"],
+      environment: s.local.environment)
+    let ticks = followed.lines.filter { !$0.contains("[usvc]") }
+    #expect(ticks.allSatisfy { $0.wholeMatch(of: /host[ab]  tick [0-9]+/) != nil }, "\(followed.stdout)")
+    #expect(ticks.filter { $0.hasPrefix("hosta  ") }.count >= 3, "\(followed.stdout) \(followed.stderr)")
+    #expect(ticks.filter { $0.hasPrefix("hostb  ") }.count >= 3, "\(followed.stdout) \(followed.stderr)")
+  }
+
+  @Test("attach --host runs ssh -t with the remote usvc attach JOB; a bad host or job name is refused before ssh runs")
+  func attachThroughSSH() throws {
+    let s = try SSHHosts()
+    let record = s.directory + "/attach-argv"
+    s.local.environment["USVC_SSH"] = try s.local.script("record-ssh", "printf '%s\\n' \"$@\" > '\(record)'")
+    // attach wants a terminal: script(1) gives it one.
+    let attached = try TestHome.run(
+      ["/usr/bin/script", "-qec", "'\(usvcBinary)' attach --host hosta alpha-1", "/dev/null"], environment: s.local.environment)
+    #expect(attached.status == 0, "\(attached.stdout)")
+    let argv = (s.local.read(record) ?? "").split(separator: "\n").map(String.init)
+    #expect(Array(argv.suffix(4)) == ["-t", "--", "hosta", "\(usvcBinary) attach alpha-1"], "\(argv)")
+    try? FileManager.default.removeItem(atPath: record)
+    for (host, job, message) in [("-oProxyCommand=x", "alpha-1", "usvc: bad host name '-oProxyCommand=x'"),
+                                 ("hosta", "x;touch y", "usvc: no job named 'x;touch y'")] {
+      let refused = try s.local.usvc("attach", "--host", host, job)
+      #expect(refused.status == 1 && refused.stderr == message + "\n", "\(refused.stderr)")
+    }
+    #expect(s.local.read(record) == nil)
+  }
+
   @Test("--hosts @NAME reads the list from USVC_HOME/hosts.conf; an unknown list is refused")
   func namedList() throws {
     let s = try SSHHosts()
