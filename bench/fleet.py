@@ -265,25 +265,25 @@ def run(usvc_path, hosts=100, repeat=3):
     try:
         expect = hosts * JOBS_PER_HOST
         tools = [("usvc", os.path.abspath(usvc_path))] + list(peers.items()) + [("ssh loop", "ssh")]
-        for tool, path in tools:
-            for muxed in (False, True):
-                runs = {"plain": [], "cold": [], "warm": []}
-                for _ in range(repeat):
+        # Round-robin: repeat r of every tool before repeat r+1 of any, so a
+        # change in the machine's load (2 shared cores) falls on all tools alike.
+        measured = {}
+        for _ in range(repeat):
+            for tool, path in tools:
+                for muxed in (False, True):
                     # Cold: no master of any tool left; warm: the same call again at once.
                     fleet.drop_masters()
                     for call in (["cold", "warm"] if muxed else ["plain"]):
                         argv, env = commands(tool, path, fleet, muxed)
-                        runs[call].append(timed(argv, env, fleet, expect))
-                for call, measured in runs.items():
-                    if not measured:
-                        continue
-                    row = {"tool": tool, "masters": "yes" if muxed else "no", "call": call, "hosts": hosts}
-                    row.update(median_row(measured))
-                    rows.append(row)
-                    log(f"{tool:13} masters={row['masters']:3} {call:5} {row['wall_s']:7.3f} s (of {row['walls']})  "
-                        f"{row['cpu_ms_per_host']:6.1f} ms CPU/host  new logins {row['new_logins']:4}  "
-                        f"masters alive {row['masters_alive']:4}  job lines {row['job_lines']}/{expect}"
-                        + ("" if row["ok"] else "  WRONG " + row["stderr"]))
+                        measured.setdefault((tool, muxed, call), []).append(timed(argv, env, fleet, expect))
+        for (tool, muxed, call), runs in measured.items():
+            row = {"tool": tool, "masters": "yes" if muxed else "no", "call": call, "hosts": hosts}
+            row.update(median_row(runs))
+            rows.append(row)
+            log(f"{tool:13} masters={row['masters']:3} {call:5} {row['wall_s']:7.3f} s (of {row['walls']})  "
+                f"{row['cpu_ms_per_host']:6.1f} ms CPU/host  new logins {row['new_logins']:4}  "
+                f"masters alive {row['masters_alive']:4}  job lines {row['job_lines']}/{expect}"
+                + ("" if row["ok"] else "  WRONG " + row["stderr"]))
     finally:
         fleet.close()
     return rows
