@@ -13,6 +13,8 @@ final class SSHHosts: @unchecked Sendable {  // Used from one test at a time.
   let local: TestHome
   var directory: String { local.root }
   var homes: [String] { [directory + "/home-a", directory + "/home-b"] }
+  /// The user the aliases log in as (a plain one when the tests run as root), nil when it is us.
+  private(set) var remoteUser: String?
 
   /// Starts sshd, then `alpha-1` behind hosta and `beta-1`, `beta-2` behind
   /// hostb. Cancels (skips) the test when sshd cannot run on this machine.
@@ -24,6 +26,8 @@ final class SSHHosts: @unchecked Sendable {  // Used from one test at a time.
     guard fixture.status == 0 else { throw FixtureError(what: "sshd.sh up", output: fixture.stderr) }
     // usvc refuses a home others could write to; the fixture made these with the umask's modes.
     for home in homes { chmod(home, 0o700) }
+    let user = (local.read(directory + "/remote-user") ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+    remoteUser = user.isEmpty || user == String(cString: getpwuid(geteuid()).pointee.pw_name) ? nil : user
     local.environment["USVC_SSH"] = directory + "/ssh"
     local.environment["USVC_REMOTE_COMMAND"] = usvcBinary
     try run(in: homes[0], "start", "alpha", "sleep", "1000")
@@ -45,12 +49,25 @@ final class SSHHosts: @unchecked Sendable {  // Used from one test at a time.
     // `local` goes next and removes the directory.
   }
 
-  /// Runs usvc locally in one of the remote homes, as if logged in there.
+  /// Runs usvc locally in one of the remote homes, as if logged in there (as the remote user).
   func run(in home: String, _ arguments: String...) throws {
+    let outcome = try runAsRemote(in: home, [usvcBinary] + arguments)
+    guard outcome.status == 0 else { throw FixtureError(what: "usvc \(arguments)", output: outcome.stderr) }
+  }
+
+  /// Runs `argv` with USVC_HOME=home as the user the aliases log in as.
+  func runAsRemote(in home: String, _ argv: [String]) throws -> Outcome {
     var environment = local.environment
     environment["USVC_HOME"] = home
-    let outcome = try TestHome.run([usvcBinary] + arguments, environment: environment)
-    guard outcome.status == 0 else { throw FixtureError(what: "usvc \(arguments)", output: outcome.stderr) }
+    return try TestHome.run((remoteUser.map { ["/usr/sbin/runuser", "-u", $0, "--"] } ?? []) + argv, environment: environment)
+  }
+
+  /// A file anyone may write (the remote user records into it), empty.
+  func sharedFile(_ name: String) -> String {
+    let path = directory + "/" + name
+    FileManager.default.createFile(atPath: path, contents: nil)
+    chmod(path, 0o666)
+    return path
   }
 }
 
@@ -72,8 +89,8 @@ func secondFields(_ outcome: Outcome) -> [String] {
   }
 }
 
-/// `usvc status --hosts`, end to end through a real sshd on 127.0.0.1.
-@Suite("status across hosts", .serialized)
+/// `usvc VERB --hosts`, end to end through a real sshd on 127.0.0.1, the remote side a plain user when we are root.
+@Suite("many hosts, through a real sshd", .serialized)
 struct HostsTests {
   @Test("each host's lines come in the order the hosts were given, with that host's own jobs")
   func orderKept() throws {
@@ -235,7 +252,7 @@ struct HostsTests {
   @Test("the words travel on the remote usvc's stdin: its command line holds no value, -e reaches the job")
   func wordsOnStandardInput() throws {
     let s = try SSHHosts()
-    let record = s.directory + "/cmdlines"
+    let record = s.sharedFile("cmdlines")
     // The remote usvc's argv as its own /proc says (exec keeps the pid).
     s.local.environment["USVC_REMOTE_COMMAND"] = try s.local.script(
       "recording-usvc", "tr '\\0' ' ' < /proc/$$/cmdline >> '\(record)'; echo >> '\(record)'; exec '\(usvcBinary)' \"$@\"")
@@ -247,9 +264,7 @@ struct HostsTests {
     #expect(!(s.local.read(record) ?? "").contains("hunter2"))
     #expect(try eventually { try s.local.usvc("logs", "--hosts", "hosta", "sec-1").lines.contains("hosta  hunter2 $(touch /tmp/x)") })
     // A remote usvc given --hosts through its stdin refuses it (no relaying).
-    var environment = s.local.environment
-    environment["USVC_HOME"] = s.homes[0]
-    let relay = try TestHome.run(["/bin/sh", "-c", "printf 'jobs\\0--hosts\\0hostb\\0' | '\(usvcBinary)' --stdin-args"], environment: environment)
+    let relay = try s.runAsRemote(in: s.homes[0], ["/bin/sh", "-c", "printf 'jobs\\0--hosts\\0hostb\\0' | '\(usvcBinary)' --stdin-args"])
     #expect(relay.status == 1 && relay.stderr == "usvc: --hosts is refused in a command read by --stdin-args\n")
   }
 
