@@ -31,17 +31,16 @@ extension USVC {
       }
       let supervisor = try USVC.supervisor(forWriting: false)
       let names = try supervisor.select(selection.selectors)
-      var status = supervisor.status(names, processFigures: !systemOnly)
+      let status = supervisor.status(names, processFigures: !systemOnly)
       // A broken conf is said, but never fails the others' status (SPEC: Broken confs).
       for job in status.jobs { if let problem = job.confProblem { printError("usvc: " + problem.visible) } }
-      if problems {
-        status.jobs = status.jobs.filter(\.needsALook)
-        if status.jobs.isEmpty { return }
-      }
+      // --problems: nothing at all when no job needs a look; else the system line and those jobs.
+      let shown: (JobStatus) -> Bool = problems ? { $0.needsALook } : { _ in true }
+      if problems && !status.jobs.contains(where: shown) { return }
       if json {
-        output(StatusFormat.json(status, systemOnly: systemOnly))
+        output(StatusFormat.json(status, systemOnly: systemOnly, shown: shown))
       } else {
-        output(StatusFormat.text(status, systemOnly: systemOnly, color: colorWanted()))
+        output(StatusFormat.text(status, systemOnly: systemOnly, color: colorWanted(), shown: shown))
       }
       if problems { throw ExitCode(3) }
     }
