@@ -28,7 +28,8 @@ public struct Fleet: Sendable {
   /// What a verb needs from the fan-out.
   public struct Mode: Sendable {
     public var shape: Shape
-    /// `--timeout` bounds the whole call, not only connecting (the reading verbs).
+    /// `--timeout` bounds the whole call (the reading verbs); else only until
+    /// the remote usvc says it runs (connecting, logging in, the login shell).
     public var bounded: Bool
     /// Lines are printed as they come, whole, from any host (`logs -f`, `events -f`).
     public var streaming: Bool
@@ -62,7 +63,8 @@ public struct Fleet: Sendable {
   /// The caller's environment (`KEY=VALUE`), given to ssh as it is; ssh ships
   /// none of it unless the user's ssh config says `SendEnv`.
   public let environment: [String]
-  /// Seconds for connecting and logging in; for a bounded mode, for the whole call.
+  /// Seconds until the remote usvc runs (connecting, logging in, the login
+  /// shell's startup); for a bounded mode, for the whole call.
   public var timeout: Double = 20
   /// How many ssh run at once (pdsh's default fanout).
   public var maxParallel = 32
@@ -332,6 +334,7 @@ public struct Fleet: Sendable {
         for which in 0..<2 where fds[2 * index + which].revents != 0 {
           _ = calls[index].readAvailable(which, &chunk)
         }
+        if calls[index].takeArrival() && !mode.bounded { calls[index].deadline = .infinity }
         if mode.streaming {
           let host = calls[index].index
           calls[index].takeLines { line(host, $0) }
@@ -357,6 +360,7 @@ public struct Fleet: Sendable {
           while call.readAvailable(which, &chunk) {}
           if call.pipes[which] >= 0 { Glibc.close(call.pipes[which]) }
         }
+        _ = call.takeArrival()
         if mode.streaming {
           let host = call.index
           call.takeLines { line(host, $0) }
@@ -438,8 +442,7 @@ public struct Fleet: Sendable {
       Glibc.close(err[1])
       FileDescriptor(rawValue: out[0]).setNonBlocking()
       FileDescriptor(rawValue: err[0]).setNonBlocking()
-      let deadline = mode.bounded ? monotonicClock() + timeout : .infinity
-      return Call(index: index, pid: pid, deadline: deadline, pipes: [out[0], err[0]])
+      return Call(index: index, pid: pid, deadline: monotonicClock() + timeout, pipes: [out[0], err[0]])
     } catch {
       for fd in input + out + err where fd >= 0 { Glibc.close(fd) }
       throw error
@@ -574,12 +577,17 @@ public struct HostReport: Sendable, Equatable {
 private struct Call {
   let index: Int
   let pid: pid_t
-  let deadline: Double
+  /// When it is killed: `timeout` after its start; never, once the remote usvc
+  /// runs, for a mode that is not bounded.
+  var deadline: Double
   /// The read ends of its stdout and stderr; -1 once at end of file.
   var pipes: [Int32]
   var captured: [[UInt8]] = [[], []]
   /// Sent SIGKILL at its deadline.
   var killed = false
+  /// The remote usvc's first byte, a NUL (`usvc --stdin-args` writes it once
+  /// it has its words), has come: connecting and logging in are over.
+  var arrived = false
 
   var pipesClosed: Bool { pipes.allSatisfy { $0 < 0 } }
 
@@ -597,6 +605,15 @@ private struct Call {
     Glibc.close(fd)
     pipes[which] = -1
     return false
+  }
+
+  /// Takes the remote usvc's NUL out of stdout when it is there (what came
+  /// before it is the login's, e.g. a greeting); true the moment it arrives.
+  mutating func takeArrival() -> Bool {
+    guard !arrived, let nul = captured[0].firstIndex(of: 0) else { return false }
+    captured[0].remove(at: nul)
+    arrived = true
+    return true
   }
 
   /// Hands over every whole line of stdout captured so far (without its

@@ -19,7 +19,7 @@ struct FleetOptions: ParsableArguments {
   var parallel: Int?
   @Option(
     parsing: .unconditional,
-    help: "With --hosts: seconds to connect; for status, jobs, pidof, show, conf and check, for the whole call (default 20).")
+    help: "With --hosts: seconds until the remote usvc runs; for status, jobs, pidof, show, conf and check, for the whole call (default 20).")
   var timeout: Double?
 
   var isActive: Bool { hosts != nil || hostsFile != nil }

@@ -24,6 +24,9 @@ struct USVC: ParsableCommand {
       if arguments == ["--stdin-args"] {
         arguments = try standardInputWords()
         viaStandardInput = true
+        // One NUL first: the caller's sign that usvc runs here (connecting and logging
+        // in are over), so its --timeout stops counting for a verb that may take long.
+        try? FileDescriptor.standardOutput.writeAll([0])
       }
       try checkHelpTopic(arguments)
       var command = try parseAsRoot(arguments)

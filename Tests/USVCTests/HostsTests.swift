@@ -447,6 +447,19 @@ struct CoreHostsTests {
     ])
   }
 
+  @Test("for a verb that may take long, --timeout counts only until the remote usvc says it runs (its first byte, a NUL, taken out)")
+  func timeoutUntilArrival() throws {
+    let t = try TestHome()
+    var remote = try makeRemote(
+      t, hosts: ["slowlogin", "slowverb"],
+      ssh: #"[ "$6" = slowverb ] || exec sleep 60; printf 'hi\n\0'; sleep 4; echo "stopped a-1""#, mode: .acting)
+    remote.timeout = 2
+    #expect(ask(remote) == [
+      HostReport(host: "slowlogin", output: "", outcome: .unreachable("timed out after 2 s")),
+      HostReport(host: "slowverb", output: "hi\nstopped a-1\n", outcome: .answered),
+    ])
+  }
+
   @Test("hosts are asked in parallel: each answers only once all three have started")
   func parallel() throws {
     let t = try TestHome()
