@@ -301,8 +301,10 @@ public struct Fleet: Sendable {
       if mode.streaming { done(report) } else { reports[index] = report }
     }
     while delivered < hosts.count {
-      // 1. Start hosts, in the order given, up to the bound.
-      while calls.count < max(1, maxParallel) && started < hosts.count {
+      // 1. Start hosts, in the order given, up to the bound. A follow never
+      // ends: while streaming, only the calls still connecting count.
+      func busy() -> Int { mode.streaming ? calls.count(where: { !$0.arrived }) : calls.count }
+      while busy() < max(1, maxParallel) && started < hosts.count {
         do {
           calls.append(try start(started))
         } catch {

@@ -475,6 +475,24 @@ struct CoreHostsTests {
     #expect(reports.map(\.outcome) == [.answered, .answered, .answered])
   }
 
+  @Test("while streaming (a follow never ends), only hosts still connecting count against maxParallel")
+  func streamingBound() throws {
+    let t = try TestHome()
+    let dir = t.root
+    // Each answers only once all three run: with the plain bound of 1, the first would wait alone.
+    var remote = try makeRemote(t, hosts: ["p1", "p2", "p3"], ssh: """
+      printf '\\0'; touch "\(dir)/up.$6"
+      i=0; while [ "$(ls "\(dir)" | grep -c '^up\\.')" -lt 3 ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i + 1)); done
+      [ $i -lt 1000 ] && echo "$6 saw all"
+      """, mode: Fleet.Mode(shape: .plain, bounded: false, streaming: true))
+    remote.maxParallel = 1
+    var lines: [String] = []
+    var reports: [HostReport] = []
+    remote.exchange(line: { lines.append("\(remote.hosts[$0]): " + String(decoding: $1, as: UTF8.self)) }, done: { reports.append($0) })
+    #expect(lines.sorted() == ["p1: p1 saw all", "p2: p2 saw all", "p3: p3 saw all"])
+    #expect(reports.count == 3 && reports.allSatisfy { $0.outcome == .answered && $0.output.isEmpty })
+  }
+
   @Test("no more than maxParallel ssh run at once")
   func bound() throws {
     let t = try TestHome()
