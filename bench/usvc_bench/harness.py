@@ -146,6 +146,7 @@ PHASES = [
     phase_usvc_scale,
     phase_start,
     phase_crashloop,
+    ModulePhase("fleet", "Many hosts: usvc status --hosts vs parallel-ssh, pdsh -R ssh, clush, an ssh loop (same ssh config, without and with control masters)"),  # bench/fleet.py
     # ModulePhase("conf_writes", "Conf writes: time and peak memory by job count"),  # bench/conf_writes.py
 ]
 
