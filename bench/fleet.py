@@ -275,16 +275,26 @@ def run(usvc_path, hosts=100, repeat=3, smoke=False):
         tools = [("usvc", os.path.abspath(usvc_path))] + list(peers.items()) + [("ssh loop", "ssh")]
         # Round-robin: repeat r of every tool before repeat r+1 of any, so a
         # change in the machine's load (2 shared cores) falls on all tools alike.
+        # One call of each first, not recorded: the first logins after the
+        # setup (75+ fresh tmux servers, cold page cache) would weigh on
+        # whichever tool came first. Then each round starts at another tool.
+        for tool, path in tools:
+            argv, env = commands(tool, path, fleet, False)
+            timed(argv, env, fleet, expect)
         measured = {}
-        for _ in range(repeat):
-            for tool, path in tools:
+        for round_index in range(repeat):
+            shift = round_index % len(tools)
+            for tool, path in tools[shift:] + tools[:shift]:
                 for muxed in (False, True):
                     # Cold: no master of any tool left; warm: the same call again at once.
                     fleet.drop_masters()
                     for call in (["cold", "warm"] if muxed else ["plain"]):
                         argv, env = commands(tool, path, fleet, muxed)
                         measured.setdefault((tool, muxed, call), []).append(timed(argv, env, fleet, expect))
-        for (tool, muxed, call), runs in measured.items():
+        order = [(tool, muxed, call) for tool, _ in tools for muxed in (False, True)
+                 for call in (["cold", "warm"] if muxed else ["plain"])]
+        for tool, muxed, call in order:
+            runs = measured[(tool, muxed, call)]
             row = {"tool": tool, "masters": "yes" if muxed else "no", "call": call, "hosts": hosts}
             row.update(median_row(runs))
             rows.append(row)

@@ -35,6 +35,17 @@ final class SSHHosts: @unchecked Sendable {  // Used from one test at a time.
   }
 
   deinit {
+    // The control masters usvc left (ControlPersist would keep them a minute more).
+    var variables = local.environment
+    variables["USVC_SSH"] = directory + "/ssh"  // a test may have put a stand-in there
+    variables["USVC_SSH_MUX"] = nil
+    let environment = variables.map { "\($0.key)=\($0.value)" }
+    for alias in ["hosta", "hostb", "hostdown", "hosthang"] {
+      guard let fleet = try? Fleet(hosts: [alias], words: [], mode: .reading, environment: environment),
+        let path = fleet.controlPath(for: alias), FileManager.default.fileExists(atPath: path)
+      else { continue }
+      _ = try? TestHome.run([fleet.ssh, "-o", "ControlPath=" + path, "-O", "exit", alias], environment: variables)
+    }
     for home in homes {
       let socket = home + "/tmux.sock"
       if FileManager.default.fileExists(atPath: socket) {
