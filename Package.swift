@@ -20,7 +20,7 @@ let package = Package(
     .target(name: "USVCSys", dependencies: ["CShims"]),
     // The per-job restart loop as a library, so its transition table is testable.
     .target(name: "USVCRunner", dependencies: ["USVCSys"]),
-    .target(name: "USVCCore", dependencies: ["USVCSys", "CShims", "CGit2"]),
+    .target(name: "USVCCore", dependencies: ["USVCSys", "CGit2"]),
     // Records the commit it is built from for `usvc --version` (Plugins/BuildInfo).
     .plugin(name: "BuildInfo", capability: .buildTool()),
     .executableTarget(

@@ -138,3 +138,15 @@ public func hostName() -> String {
   gethostname(&buffer, buffer.count - 1)
   return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
+
+extension JobStatus {
+  /// What `status --problems` shows (SPEC: Many hosts): waiting, failed, lost,
+  /// broken, or exited with a last exit other than 0.
+  public var needsALook: Bool {
+    switch state {
+    case .waiting, .failed, .lost, .broken: return true
+    case .exited: return run.lastExit != "0" && run.lastExit != "-"
+    case .running, .starting, .stopping, .stopped: return false
+    }
+  }
+}

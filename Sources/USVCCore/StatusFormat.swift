@@ -73,15 +73,19 @@ public enum StatusFormat {
     ]
   }
 
-  /// The text form: system line, then job lines with their columns lined up.
-  public static func text(_ status: HostStatus, systemOnly: Bool, color: Bool) -> String {
+  /// The text form: system line (counting every job), then the lines of the
+  /// jobs `shown` keeps, their columns lined up.
+  public static func text(
+    _ status: HostStatus, systemOnly: Bool, color: Bool, shown: (JobStatus) -> Bool = { _ in true }
+  ) -> String {
     var output = systemLine(status).joined(separator: "  ") + "\n"
     if systemOnly { return output }
-    let rows = status.jobs.map { jobFields($0, host: status.host) }
+    let jobs = status.jobs.filter(shown)
+    let rows = jobs.map { jobFields($0, host: status.host) }
     guard let columns = rows.first?.count else { return output }
     var widths = [Int](repeating: 0, count: columns)
     for row in rows { for (index, field) in row.enumerated() { widths[index] = max(widths[index], field.count) } }
-    for (row, job) in zip(rows, status.jobs) {
+    for (row, job) in zip(rows, jobs) {
       var line = ""
       for (index, field) in row.enumerated() {
         var cell = index == columns - 1 ? field : field + String(repeating: " ", count: widths[index] - field.count)
@@ -104,8 +108,9 @@ public enum StatusFormat {
     return "\u{1b}[\(code)m\(text)\u{1b}[0m"
   }
 
-  /// One JSON object (one line) for this host.
-  public static func json(_ status: HostStatus, systemOnly: Bool) -> String {
+  /// One JSON object (one line) for this host: the system (counting every
+  /// job), then the jobs `shown` keeps.
+  public static func json(_ status: HostStatus, systemOnly: Bool, shown: (JobStatus) -> Bool = { _ in true }) -> String {
     let s = status.system
     var counts: [(String, JSON)] = []
     for state in stateOrder { counts.append((state.rawValue, .number(Double(status.jobs.filter { $0.state == state }.count)))) }
@@ -119,7 +124,7 @@ public enum StatusFormat {
       ("jobs", .number(Double(status.jobs.count))), ("job_states", .object(counts)),
     ])
     var fields: [(String, JSON)] = [("host", .string(status.host)), ("system", system)]
-    if !systemOnly { fields.append(("jobs", .array(status.jobs.map(jobJSON)))) }
+    if !systemOnly { fields.append(("jobs", .array(status.jobs.filter(shown).map(jobJSON)))) }
     return JSON.object(fields).encoded()
   }
 

@@ -156,10 +156,11 @@ public struct Tmux: Sendable {
     let searchPath = value(of: "PATH", in: environment) ?? "/usr/bin:/bin"
     let program = try Commands.resolve("tmux", searchPath: searchPath, directory: "/")
     let argv = [program, "-S", socket, "-f", configPath, "attach-session", "-t", "=usvc"]
-    _ = withCStrings(argv) { argvPointers in
-      withCStrings(environment) { envPointers in execve(program, argvPointers, envPointers) }
+    do {
+      try replaceProcess(argv, environment: environment)
+    } catch {
+      throw .system("cannot run tmux", error)
     }
-    throw .system("cannot run tmux", Errno.current)
   }
 
   /// An argument safe after `--`: tmux ends a command at an unescaped trailing `;`.

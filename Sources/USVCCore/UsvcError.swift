@@ -24,6 +24,8 @@ public enum UsvcError: Error, CustomStringConvertible, Equatable {
   case notATerminal(command: String, what: String)
   case dependencyCycle([String])
   case badHost(String)
+  /// A `--hosts` call that cannot be made as asked (no such host list, words too long).
+  case fleet(String)
   case badFile(path: String, why: String)
   case conflict(String)
   case system(String, Errno)
@@ -65,6 +67,7 @@ public enum UsvcError: Error, CustomStringConvertible, Equatable {
     case .notATerminal(let command, let what): return "\(command) needs a terminal: \(what)"
     case .dependencyCycle(let names): return "dependency cycle: \(names.joined(separator: " -> "))"
     case .badHost(let host): return "bad host name '\(host)'"
+    case .fleet(let why): return why
     case .badFile(let path, let why): return "\(path): \(why)"
     case .conflict(let why): return why
     case .system(let what, let error): return "\(what): \(error)"

@@ -99,7 +99,9 @@ public func readTextFile(_ path: String) -> String? {
 /// Replaces `path` atomically: write `path.new`, then rename, so a reader sees
 /// the old or the new content, never a mix.
 public func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o600) throws(Errno) {
-  let temporary = path + ".new"
+  // Named by the writer: two processes writing the same file at once (50
+  // concurrent starts each writing tmux.conf) must not rename each other's.
+  let temporary = path + ".\(getpid()).new"
   let fd = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
   do {
     try fd.closeAfter { (fd) throws(Errno) in try fd.writeAll(bytes) }

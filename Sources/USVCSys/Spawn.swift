@@ -227,3 +227,11 @@ private func drain(_ first: FileDescriptor, _ second: FileDescriptor) -> ([UInt8
   }
   return (results[0], results[1])
 }
+
+/// Replaces this process with `argv[0]` (an absolute path); returns only by throwing.
+public func replaceProcess(_ argv: [String], environment: [String]) throws(Errno) -> Never {
+  _ = withCStrings(argv) { argvPointers in
+    withCStrings(environment) { envPointers in execve(argv[0], argvPointers, envPointers) }
+  }
+  throw Errno.current
+}

@@ -19,8 +19,15 @@ struct USVC: ParsableCommand {
   /// Errors become one `usvc: …` line on stderr and exit 1 (SPEC), not
   /// ArgumentParser's usage dump and exit 64.
   static func main() {
-    let arguments = losslessArguments()
+    var arguments = losslessArguments()
     do {
+      if arguments == ["--stdin-args"] {
+        arguments = try standardInputWords()
+        viaStandardInput = true
+        // One NUL first: the caller's sign that usvc runs here (connecting and logging
+        // in are over), so its --timeout stops counting for a verb that may take long.
+        try? FileDescriptor.standardOutput.writeAll([0])
+      }
       try checkHelpTopic(arguments)
       var command = try parse(arguments)
       try command.run()
@@ -43,12 +50,46 @@ struct USVC: ParsableCommand {
   static func oneLine(_ error: Error, arguments: [String]) -> String {
     if let error = error as? UsvcError { return error.description.visible }
     var message = message(for: error)
+    if let refusal = typedValueRefusal(message) { return refusal.description.visible }
     // `--key=value` is quoted as its value alone.
     let typed = arguments + arguments.compactMap { word in word.firstIndex(of: "=").map { String(word[word.index(after: $0)...]) } }
     for word in typed.sorted(by: { $0.count > $1.count }) where word.visible != word {
       message = message.replacing(word, with: word.visible)
     }
     return message.split(separator: "\n").first.map(String.init) ?? "error"
+  }
+
+  /// Whether this command line came on standard input (`usvc --stdin-args`).
+  nonisolated(unsafe) static var viaStandardInput = false
+
+  /// `usvc --stdin-args`: the command's words on standard input, each ending in
+  /// a NUL byte; how `--hosts` hands a command to a remote usvc (SPEC: Many
+  /// hosts), so that no word passes through the remote shell or shows in `ps`.
+  static func standardInputWords() throws -> [String] {
+    let bytes: [UInt8]
+    do {
+      bytes = try FileDescriptor(rawValue: 0).readAll()
+    } catch {
+      throw UsvcError.system("--stdin-args: cannot read standard input", error)
+    }
+    guard bytes.last == 0 else {
+      throw ValidationError("--stdin-args: expected the command's words on standard input, each ending in a NUL byte")
+    }
+    return bytes.dropLast().split(separator: 0, omittingEmptySubsequences: false).map { String(lossless: $0) }
+  }
+
+  /// A value the parser refused for a typed option, said as usvc says it
+  /// elsewhere (`unknown signal 'X'`, as a conf's stop-signal), not as
+  /// ArgumentParser's "The value 'X' is invalid for '-s <signal>'".
+  static func typedValueRefusal(_ message: String) -> UsvcError? {
+    let refusals: [(suffix: String, error: (String) -> UsvcError)] = [
+      ("' is invalid for '-s <signal>'", UsvcError.badSignal)
+    ]
+    let prefix = "The value '"
+    for refusal in refusals where message.hasPrefix(prefix) && message.hasSuffix(refusal.suffix) {
+      return refusal.error(String(message.dropFirst(prefix.count).dropLast(refusal.suffix.count)))
+    }
+    return nil
   }
 
   /// `usvc help TOPIC…` for a command that does not exist is an error, not the
@@ -164,4 +205,19 @@ protocol PassthroughCommand: ParsableCommand {
 struct SelectorArguments: ParsableArguments {
   @Argument(help: "Jobs (web-2), groups (web), all, live or dead.")
   var selectors: [String] = []
+}
+
+/// A command whose selectors may not be left out, and the line that says so.
+protocol SelectorsRequired {
+  static var missingSelectors: String { get }
+}
+
+/// At least one selector, checked by the parser: the refusal is `Command.missingSelectors`.
+struct RequiredSelectors<Command: SelectorsRequired>: ParsableArguments {
+  @Argument(help: "Jobs (web-2), groups (web), all, live or dead.")
+  var selectors: [String] = []
+
+  func validate() throws {
+    if selectors.isEmpty { throw ValidationError(Command.missingSelectors) }
+  }
 }

@@ -147,6 +147,7 @@ PHASES = [
     phase_start,
     phase_crashloop,
     ModulePhase("board", "Board: CPU of usvc top and bytes per refresh"),  # bench/board.py
+    ModulePhase("fleet", "Many hosts: usvc status --hosts vs parallel-ssh, pdsh -R ssh, clush, an ssh loop (same ssh config, without and with control masters)"),  # bench/fleet.py
     # ModulePhase("conf_writes", "Conf writes: time and peak memory by job count"),  # bench/conf_writes.py
 ]
 

@@ -8,7 +8,9 @@ extension USVC {
       commandName: "check", abstract: "Validate every conf; print each problem, exit 1 if any.",
       discussion: "Checks keys, values, commands still executable, job names and 'after' (names something, no cycle). One 'PATH: KEY: PROBLEM' line per problem.")
 
+    @OptionGroup var fleet: FleetOptions
     func run() throws {
+      if fleet.isActive { return try fleet.run(.reading) }
       let report = try USVC.supervisor(forWriting: false).check()
       for problem in report.problems { output(problem.description) }
       guard report.problems.isEmpty else {

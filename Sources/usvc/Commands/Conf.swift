@@ -20,7 +20,9 @@ extension USVC {
       set { keyAndValues = newValue }
     }
 
+    @OptionGroup var fleet: FleetOptions
     func run() throws {
+      if fleet.isActive { return try fleet.run(.reading, passthrough: keyAndValues.count) }
       let supervisor = try USVC.supervisor()
       guard supervisor.store.exists(job) else { throw UsvcError.noSuchJob(job) }
       // Values may look like options (-5, --port), so everything after JOB is taken

@@ -11,11 +11,13 @@ extension USVC {
     @Flag(name: .short, help: "Keep following new events until interrupted.")
     var follow = false
 
+    @OptionGroup var fleet: FleetOptions
     func validate() throws {
       if n < 0 { throw UsvcError.badValue(key: "-n", value: String(n), why: "expected a number of events, 0 or more") }
     }
 
     func run() throws {
+      if fleet.isActive { return try fleet.run(Fleet.Mode(shape: .events, bounded: false, streaming: follow)) }
       let supervisor = try USVC.supervisor(forWriting: false)
       let path = supervisor.home.eventsLog
       // Details can hold what a job or user wrote (a path, an exec error): escaped on a terminal.

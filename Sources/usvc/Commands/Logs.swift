@@ -17,11 +17,13 @@ extension USVC {
     var follow = false
     @OptionGroup var selection: SelectorArguments
 
+    @OptionGroup var fleet: FleetOptions
     func validate() throws {
       if n < 0 { throw UsvcError.badValue(key: "-n", value: String(n), why: "expected a number of lines, 0 or more") }
     }
 
     func run() throws {
+      if fleet.isActive { return try fleet.run(Fleet.Mode(shape: .plain, bounded: false, streaming: follow)) }
       let supervisor = try USVC.supervisor(forWriting: false)
       let names = try supervisor.select(selection.selectors)
       let prefixed = names.count > 1

@@ -9,7 +9,9 @@ extension USVC {
     @Argument(help: "The job.")
     var job: String
 
+    @OptionGroup var fleet: FleetOptions
     func run() throws {
+      if fleet.isActive { return try fleet.run(.reading) }
       let supervisor = try USVC.supervisor(forWriting: false)
       guard supervisor.store.exists(job) else { throw UsvcError.noSuchJob(job) }
       let conf = try supervisor.store.loadAsGitReads(job)

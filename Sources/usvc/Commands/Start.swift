@@ -35,6 +35,7 @@ extension USVC {
       set { command = newValue }
     }
 
+    @OptionGroup var fleet: FleetOptions
     func validate() throws {
       if once && restart != nil && restart != .never { throw ValidationError("--once and --restart \(restart!.rawValue) contradict each other") }
       if (command.first == "--" ? command.dropFirst() : command[...]).isEmpty {
@@ -43,6 +44,7 @@ extension USVC {
     }
 
     func run() throws {
+      if fleet.isActive { return try fleet.run(.acting, passthrough: command.count) }
       let argv = command.first == "--" ? Array(command.dropFirst()) : command
       var request = StartRequest(group: group, command: argv[0])
       request.arguments = Array(argv.dropFirst())
