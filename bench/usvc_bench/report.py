@@ -12,7 +12,7 @@ import os
 import platform
 import shlex
 
-from .targets import TMUX_LOOP, USVC, gap_verdict, respawn_gaps
+from .targets import TMUX_LOOP, USVC, gap_verdict, is_missed, respawn_gaps
 
 
 def machine_info():
@@ -206,7 +206,7 @@ def render_markdown(doc):
         table(["target", "measured", "verdict"],
               [[t["target"], t["measured"], t["verdict"]] for t in doc["targets"]]), "",
     ]
-    missed = [t for t in doc["targets"] if t["verdict"] == "MISSED"]
+    missed = [t for t in doc["targets"] if is_missed(t)]
     if missed:
         out += ["### Missed targets: by how much, why, and what would close it", ""]
         out += [f"- **{t['target']}** ({t['measured']}): {t.get('why', '')}" for t in missed]
