@@ -253,6 +253,25 @@ class Issue11Verdicts(unittest.TestCase):
         self.assertIn("- **a job writing 200 MB of lines under usvc within 1.5x of straight to a file**", md)
 
 
+class PeerThatCannotRun(unittest.TestCase):
+    """chatty.py's rows for a peer whose binaries are missing say so (and
+    start nothing)."""
+
+    def test_rows_carry_the_reason(self):
+        import chatty
+        from usvc_bench.supervisors import RunitSvlogd
+
+        class Missing(RunitSvlogd):
+            binaries = ("no-such-binary-for-usvc-bench",)
+
+        [mem] = chatty.peer_memory(Missing, 3, 30, 120)
+        write, cpu = chatty.write_under_peer(Missing, 1000)
+        for r in (mem, write, cpu):
+            self.assertEqual(r["subject"], "runit + svlogd -tt")
+            self.assertIsNone(r["value"])
+            self.assertEqual(r["status"], "no-such-binary-for-usvc-bench not installed")
+
+
 class OnlyPhases(unittest.TestCase):
     def test_every_phase_has_a_distinct_name(self):
         names = [phase_name(p) for p in PHASES]
