@@ -11,10 +11,10 @@ import tempfile
 import unittest
 
 from usvc_bench.build import VERSION_LINE
-from usvc_bench.harness import ModulePhase, Run, run_phases
+from usvc_bench.harness import PHASES, ModulePhase, Run, phase_name, run_phases, select_phases
 from usvc_bench.common import median_gap
 from usvc_bench.report import render_markdown
-from usvc_bench.targets import evaluate_targets, gap_verdict
+from usvc_bench.targets import TARGETS, evaluate_targets, gap_verdict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -117,6 +117,174 @@ class RegisteredModulePhase(unittest.TestCase):
         self.assertIn("## 6. Conf writes", md)
         self.assertIn("| jobs | ms | usvc | smoke |", md)
         self.assertIn("| 10 | 1.5 | /x/usvc | True |", md)
+
+
+def verdicts(res):
+    return {t["key"]: t for t in evaluate_targets(res)}
+
+
+def chatty_extra(rows):
+    return dict(chatty=dict(title="Chatty", status="ok", rows=rows))
+
+
+def chatty_row(measure, subject, value, status="ok", **extra):
+    return dict(measure=measure, subject=subject, value=value, status=status, **extra)
+
+
+def write_rows(usvc_s, file_s, peers, mb=200):
+    rows = [chatty_row("write time", "usvc", usvc_s, bytes=int(mb * 1e6)),
+            chatty_row("write time", "file", file_s, bytes=int(mb * 1e6))]
+    for name, value in peers.items():
+        if isinstance(value, str):
+            rows.append(chatty_row("write time", name, None, status=value, bytes=int(mb * 1e6)))
+        else:
+            rows.append(chatty_row("write time", name, value, bytes=int(mb * 1e6)))
+    return rows
+
+
+class Issue11Verdicts(unittest.TestCase):
+    """Each target: met, or missed by the figure computed from the run, or
+    n/a with the reason when a peer or a size is missing."""
+
+    def setUp(self):
+        self.res = copy.deepcopy(results_doc()["results"])
+
+    def test_every_target_has_an_evaluator_and_a_verdict(self):
+        got = evaluate_targets(self.res)
+        self.assertEqual([t["key"] for t in got], [t["key"] for t in TARGETS])
+        for t in got:
+            self.assertRegex(t["verdict"], r"^(met|n/a|missed by .+)$")
+
+    def test_runner_uss_against_64_kib_and_runsv(self):
+        self.res["memory"]["usvc"].update(jobs=100, per_process_median_kib=60, per_process_max_kib=62)
+        self.res["memory"]["runit (runsv)"].update(jobs=100, per_process_median_kib=92)
+        v = verdicts(self.res)
+        self.assertEqual(v["runner_uss"]["verdict"], "met")
+        self.assertEqual(v["runner_vs_runsv"]["verdict"], "met")
+        self.res["memory"]["usvc"]["per_process_median_kib"] = 100
+        v = verdicts(self.res)
+        self.assertEqual(v["runner_uss"]["verdict"], "missed by 36 KiB")
+        self.assertEqual(v["runner_vs_runsv"]["verdict"], "missed by 8 KiB")
+
+    def test_runsv_not_run_is_said(self):
+        self.res["memory"]["runit (runsv)"] = dict(status="runsv not installed")
+        v = verdicts(self.res)["runner_vs_runsv"]
+        self.assertEqual(v["verdict"], "n/a")
+        self.assertIn("runsv not installed", v["measured"])
+
+    def test_status_against_sv_status_at_both_counts(self):
+        cli = self.res["cli"]
+        cli["usvc status @100"].update(median_ms=3.5)
+        cli["usvc status @1000"].update(median_ms=31.25)
+        cli["sv status @100"] = dict(status="ok", jobs=100, median_ms=3.0)
+        cli["sv status @1000"] = dict(status="ok", jobs=1000, median_ms=40.0)
+        v = verdicts(self.res)
+        self.assertEqual(v["status_small"]["verdict"], "met")
+        self.assertEqual(v["status_large"]["verdict"], "missed by 1.25 ms")
+        self.assertEqual(v["status_vs_sv_small"]["verdict"], "missed by 0.500 ms")
+        self.assertEqual(v["status_vs_sv_large"]["verdict"], "met")
+
+    def test_respawn_strictly_ahead_of_the_tmux_loop(self):
+        resp = self.res["respawn"]
+        resp["usvc"]["samples_ms"] = [0.5 + i / 100 for i in range(30)]
+        resp["tmux + sh loop"]["samples_ms"] = [1.0 + i / 100 for i in range(30)]
+        self.assertEqual(verdicts(self.res)["respawn_vs_tmux_loop"]["verdict"], "met")
+        resp["tmux + sh loop"]["samples_ms"] = list(resp["usvc"]["samples_ms"])
+        v = verdicts(self.res)["respawn_vs_tmux_loop"]
+        self.assertTrue(v["verdict"].startswith("missed by "), v)
+        self.assertIn("Against the bare tmux loop: usvc is level within this run's noise", v["why"])
+
+    def test_chatty_tmux_uss_at_the_target_size_only(self):
+        row = chatty_row("USS of what holds the output", "usvc", 30 * 1024, jobs=100, lines=3000, width=120)
+        peer = chatty_row("USS of what holds the output", "supervisord", 20 * 1024, jobs=100, lines=3000,
+                          width=120)
+        self.res["extra"] = chatty_extra([row, peer])
+        v = verdicts(self.res)["chatty_tmux_uss"]
+        self.assertEqual(v["verdict"], "missed by 6.0 MiB")
+        self.assertIn("supervisord 20.0 MiB", v["measured"])
+        row["value"] = 20 * 1024
+        self.assertEqual(verdicts(self.res)["chatty_tmux_uss"]["verdict"], "met")
+        row["jobs"] = 3
+        v = verdicts(self.res)["chatty_tmux_uss"]
+        self.assertEqual(v["verdict"], "n/a")
+        self.assertIn("not the target's size", v["measured"])
+
+    def test_write_time_against_every_peer_and_the_file(self):
+        peers = {"runit + svlogd -tt": 4.0, "supervisord": 5.0, "s6 + s6-log": 4.5}
+        self.res["extra"] = chatty_extra(write_rows(2.0, 1.6, peers))
+        v = verdicts(self.res)
+        self.assertEqual(v["chatty_write_vs_supervisors"]["verdict"], "met")
+        self.assertEqual(v["chatty_write_vs_file"]["verdict"], "met")
+        self.res["extra"] = chatty_extra(write_rows(6.5, 1.6, peers))
+        v = verdicts(self.res)
+        self.assertEqual(v["chatty_write_vs_supervisors"]["verdict"], "missed by 2.50 s (behind runit + svlogd -tt)")
+        self.assertEqual(v["chatty_write_vs_file"]["verdict"], "missed by 2.56x")
+
+    def test_a_peer_that_cannot_run_makes_the_comparison_n_a_and_says_why(self):
+        peers = {"runit + svlogd -tt": "svlogd not installed", "supervisord": 5.0}
+        self.res["extra"] = chatty_extra(write_rows(2.0, 1.6, peers))
+        v = verdicts(self.res)["chatty_write_vs_supervisors"]
+        self.assertEqual(v["verdict"], "n/a")
+        self.assertIn("runit + svlogd -tt: svlogd not installed", v["measured"])
+
+    def test_write_time_at_another_size_is_not_judged(self):
+        self.res["extra"] = chatty_extra(write_rows(0.08, 0.01, {"supervisord": 0.03}, mb=1))
+        v = verdicts(self.res)
+        self.assertEqual(v["chatty_write_vs_file"]["verdict"], "n/a")
+        self.assertEqual(v["chatty_write_vs_supervisors"]["verdict"], "n/a")
+
+    def test_conf_writes_missed_by_the_worst_row(self):
+        rows = [dict(what="start with %d arguments" % n, values=n, seconds=s, peak_mib=m, cap=10000)
+                for n, s, m in ((10, 0.1, 20.0), (100, 0.2, 21.0), (10000, 2.5, 300.0))]
+        self.res["extra"] = dict(conf_writes=dict(title="Conf writes", status="ok", rows=rows))
+        v = verdicts(self.res)["conf_writes"]
+        self.assertEqual(v["verdict"], "missed by 0.500 s and 44.0 MiB")
+        rows[2].update(seconds=1.0, peak_mib=100.0)
+        self.assertEqual(verdicts(self.res)["conf_writes"]["verdict"], "met")
+        del rows[2]
+        self.assertEqual(verdicts(self.res)["conf_writes"]["verdict"], "n/a")
+
+    def test_missed_targets_are_listed_in_the_report(self):
+        doc = results_doc()
+        doc["results"]["extra"] = chatty_extra(write_rows(6.5, 1.6, {"supervisord": 5.0}))
+        doc["targets"] = evaluate_targets(doc["results"])
+        md = render_markdown(doc)
+        self.assertIn("| missed by 2.56x |", md)
+        self.assertIn("- **a job writing 200 MB of lines under usvc within 1.5x of straight to a file**", md)
+
+
+class PeerThatCannotRun(unittest.TestCase):
+    """chatty.py's rows for a peer whose binaries are missing say so (and
+    start nothing)."""
+
+    def test_rows_carry_the_reason(self):
+        import chatty
+        from usvc_bench.supervisors import RunitSvlogd
+
+        class Missing(RunitSvlogd):
+            binaries = ("no-such-binary-for-usvc-bench",)
+
+        [mem] = chatty.peer_memory(Missing, 3, 30, 120)
+        write, cpu = chatty.write_under_peer(Missing, 1000)
+        for r in (mem, write, cpu):
+            self.assertEqual(r["subject"], "runit + svlogd -tt")
+            self.assertIsNone(r["value"])
+            self.assertEqual(r["status"], "no-such-binary-for-usvc-bench not installed")
+
+
+class OnlyPhases(unittest.TestCase):
+    def test_every_phase_has_a_distinct_name(self):
+        names = [phase_name(p) for p in PHASES]
+        self.assertEqual(len(names), len(set(names)))
+        self.assertIn("chatty", names)
+        self.assertIn("conf_writes", names)
+
+    def test_only_keeps_the_run_order_and_refuses_unknown_names(self):
+        picked = select_phases("chatty,respawn")
+        self.assertEqual([phase_name(p) for p in picked], ["respawn", "chatty"])
+        self.assertEqual(select_phases(None), PHASES)
+        with self.assertRaises(ValueError):
+            select_phases("nope")
 
 
 if __name__ == "__main__":

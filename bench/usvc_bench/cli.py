@@ -11,7 +11,7 @@ import sys
 
 from .build import usvc_build
 from .common import FULL, REPO, SMOKE, now
-from .harness import Run, run_phases
+from .harness import PHASES, Run, phase_name, run_phases, select_phases
 from .install import ensure_peers
 from .report import machine_info, render_markdown
 from .supervisors import close_all
@@ -45,6 +45,8 @@ def parse_args(argv, description=None):
                            help=f"override (full {FULL[key]}, smoke {SMOKE[key]})")
     p.add_argument("--scale", help="job counts for `usvc status`, comma-separated "
                    f"(full {','.join(map(str, FULL['scale']))})")
+    p.add_argument("--only", metavar="PHASE[,PHASE]",
+                   help="run only these phases: " + ", ".join(phase_name(ph) for ph in PHASES))
     p.add_argument("--timeout", type=float,
                    help="hard limit for the whole run, seconds "
                         f"(full {TIMEOUT_S['full']:.0f}, smoke {TIMEOUT_S['smoke']:.0f})")
@@ -55,6 +57,10 @@ def parse_args(argv, description=None):
         v = getattr(args, key)
         if v is not None:
             cfg[key] = tuple(int(x) for x in v.split(",")) if key == "scale" else v
+    try:
+        args.phases = select_phases(args.only)
+    except ValueError as e:
+        p.error(str(e))
     if args.timeout is None:
         args.timeout = TIMEOUT_S["smoke" if args.smoke else "full"]
     return args, cfg
@@ -111,7 +117,7 @@ def main(argv=None, description=None):
             r.log(f"usvc: {build['version_line']}")
             if build["release"] is None:  # the Swift side and build.VERSION_LINE disagree
                 r.error("usvc --version", f"unexpected line: {build['version_line']!r}")
-        run_phases(r)
+        run_phases(r, args.phases)
     except (HardTimeout, KeyboardInterrupt) as e:
         r.error("run", f"aborted: {e or 'interrupted'}")
     finally:

@@ -20,7 +20,7 @@ from .crashloop import phase_crashloop
 from .measure import CLI_WARMUP_RUNS
 from .peers import phase_peers_memory_cli
 from .respawn import phase_respawn
-from .scale import phase_usvc_scale
+from .scale import phase_sv_scale, phase_usvc_scale
 from .start import phase_start
 from .supervisors import Usvc, close_many
 
@@ -112,8 +112,8 @@ class Run:
 class ModulePhase:
     """A phase kept in a module of bench/ of its own, exposing
     `run(usvc_path) -> rows` (rows: a list of dicts, one per table row, the same
-    keys in each; `run(usvc_path, smoke=...)` is given the run's mode when it
-    takes it). Its rows land in results["extra"][section] and in a table of
+    keys in each; `run(usvc_path, smoke=..., peers=...)` is given the run's
+    mode and whether peers are measured, for each it takes). Its rows land in results["extra"][section] and in a table of
     the report titled `title`. An exception is an error of the run."""
 
     def __init__(self, section, title, path=None):
@@ -130,7 +130,9 @@ class ModulePhase:
         spec = importlib.util.spec_from_file_location("bench_" + self.section, self.path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        kwargs = {"smoke": r.args.smoke} if "smoke" in inspect.signature(module.run).parameters else {}
+        given = dict(smoke=r.args.smoke, peers=not getattr(r.args, "skip_peers", False))
+        takes = inspect.signature(module.run).parameters
+        kwargs = {k: v for k, v in given.items() if k in takes}
         try:
             rows = list(module.run(r.args.usvc, **kwargs))
         except Exception as e:
@@ -144,12 +146,33 @@ PHASES = [
     phase_respawn,
     phase_peers_memory_cli,
     phase_usvc_scale,
+    phase_sv_scale,
     phase_start,
     phase_crashloop,
     ModulePhase("board", "Board: CPU of usvc top and bytes per refresh"),  # bench/board.py
     ModulePhase("fleet", "Many hosts: usvc status --hosts vs parallel-ssh, pdsh -R ssh, clush, an ssh loop (same ssh config, without and with control masters)"),  # bench/fleet.py
-    # ModulePhase("conf_writes", "Conf writes: time and peak memory by job count"),  # bench/conf_writes.py
+    ModulePhase("conf_writes", "Conf writes: time and peak memory by value count"),  # bench/conf_writes.py
+    ModulePhase("chatty", "Chatty jobs: tmux memory, write time and supervisor CPU per MB"),  # bench/chatty.py
 ]
+
+
+def phase_name(phase):
+    """What --only calls a phase: a module phase's section, a function's name
+    without `phase_` (respawn, peers_memory_cli, usvc_scale, ...)."""
+    return getattr(phase, "section", None) or phase.__name__.removeprefix("phase_")
+
+
+def select_phases(only, phases=PHASES):
+    """The phases named in `only` (comma-separated, see phase_name), in run
+    order; every phase when `only` is empty. An unknown name is a ValueError."""
+    if not only:
+        return list(phases)
+    wanted = [w.strip() for w in only.split(",") if w.strip()]
+    known = {phase_name(p): p for p in phases}
+    unknown = [w for w in wanted if w not in known]
+    if unknown:
+        raise ValueError(f"unknown phase {', '.join(unknown)} (phases: {', '.join(known)})")
+    return [p for p in phases if phase_name(p) in wanted]
 
 
 def run_phases(r, phases=PHASES):

@@ -12,7 +12,7 @@ import os
 import platform
 import shlex
 
-from .targets import TMUX_LOOP, USVC, gap_verdict, respawn_gaps
+from .targets import TMUX_LOOP, USVC, gap_verdict, is_missed, respawn_gaps
 
 
 def machine_info():
@@ -170,6 +170,25 @@ def how_to_read(doc):
         "quick deaths, which its starts column shows.",
         "- Machines are noisy: compare rows of the same run, not across runs.",
     ]
+    extra = doc["results"].get("extra", {})
+    if "chatty" in extra:
+        lines.insert(-1,
+            "- **Chatty jobs**: every supervisor runs the same job files and logs their output its "
+            "own way (usvc: its log and the pane; runit: a `./log` service running `svlogd -tt`; "
+            "supervisord: its `stdout_logfile`; s6: `s6-log t`, fed through a FIFO by the run "
+            "script as s6-svscan would through a pipe). Memory: the USS of what holds the output "
+            "once every job has logged its last line (summed over the loggers of all jobs). Write "
+            "time: the job's own time from its first to its last write (`until_complete`: until "
+            "the log holds the end), median over the rounds, each round running every subject one "
+            "after another; `vs_file` divides by the straight-to-file row. CPU per MB: the "
+            "scheduler's CPU time of the supervisor side (per-job supervisor, shared daemon, "
+            "loggers) while the job wrote. A row whose status is not ok could not be measured, "
+            "and says why.")
+    if "conf_writes" in extra:
+        lines.insert(-1,
+            "- **Conf writes**: one timed `usvc start` (or `load`) in a fresh USVC_HOME whose "
+            "tmux server already runs; peak memory is that process's maximum resident set "
+            "(wait4), under an address-space limit; the cap is the one usvc's own refusal names.")
     return lines
 
 
@@ -206,7 +225,7 @@ def render_markdown(doc):
         table(["target", "measured", "verdict"],
               [[t["target"], t["measured"], t["verdict"]] for t in doc["targets"]]), "",
     ]
-    missed = [t for t in doc["targets"] if t["verdict"] == "MISSED"]
+    missed = [t for t in doc["targets"] if is_missed(t)]
     if missed:
         out += ["### Missed targets: by how much, why, and what would close it", ""]
         out += [f"- **{t['target']}** ({t['measured']}): {t.get('why', '')}" for t in missed]

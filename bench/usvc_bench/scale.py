@@ -5,7 +5,7 @@ import time
 
 from .common import JOB_ARGV, BenchError, now, uss_kib
 from .measure import measure_cli, measure_memory
-from .supervisors import Usvc
+from .supervisors import Runit, Usvc
 
 
 def phase_usvc_scale(r):
@@ -50,3 +50,33 @@ def phase_usvc_scale(r):
     finally:
         r.log("usvc: shutdown")
         r.finish([u])
+
+
+def phase_sv_scale(r):
+    """`sv status` at each size of cfg['scale'] the peers phase did not
+    measure (it does --jobs): one runit with the largest count of services,
+    `sv status` of the first k service directories for each size k (runsv
+    answers for its own service; the others do not take part)."""
+    sizes = [k for k in sorted(set(r.cfg["scale"])) if f"sv status @{k}" not in r.results["cli"]]
+    if not sizes:
+        return
+    sup = r.open(Runit)
+    if sup is None:
+        for k in sizes:
+            r.results["cli"][f"sv status @{k}"] = dict(jobs=k, status=r.status_of(Runit))
+        return
+    try:
+        t0 = now()
+        sup.start(sizes[-1], JOB_ARGV)
+        r.log(f"runit: {sizes[-1]} services running ({now() - t0:.1f} s)")
+        for k in sizes:
+            key = f"sv status @{k}"
+            r.log(f"cli: {key}")
+            r.results["cli"][key] = dict(jobs=k, **measure_cli(sup.status_argv(k), r.cfg["cli_runs"],
+                                                               expect_lines=k))
+    except (BenchError, OSError) as e:
+        r.error("sv scale", e)
+        for k in sizes:
+            r.results["cli"].setdefault(f"sv status @{k}", dict(jobs=k, status=f"error: {e}"))
+    finally:
+        r.finish([sup])

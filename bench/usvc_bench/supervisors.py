@@ -19,8 +19,8 @@ import subprocess
 import tempfile
 
 from .build import usvc_version_line
-from .common import (BenchError, NotAvailable, Tracked, children, find_program, proc_stat,
-                     run, wait_until)
+from .common import (BenchError, NotAvailable, Tracked, children, descendants, find_program,
+                     proc_stat, run, wait_until)
 
 class Supervisor:
     name = "?"
@@ -147,11 +147,33 @@ class ServiceDirSupervisor(ProcessPerJob):
             os.mkdir(svc)
             run_file = os.path.join(svc, "run")
             with open(run_file, "w") as f:
-                f.write("#!/bin/sh\nexec " + shlex.join(argv) + "\n")
+                f.write("#!/bin/sh\n" + self.run_script(argv) + "\n")
             os.chmod(run_file, 0o755)
+            self.add_logger(svc)
             self.spawn([self.program, svc])
         if wait:
             self.wait_jobs_running()
+
+    def run_script(self, argv):
+        """The body of the service's ./run (after the #! line)."""
+        return "exec " + shlex.join(argv)
+
+    def add_logger(self, svc):
+        """Nothing: the job's output goes nowhere (a logging variant adds its logger)."""
+
+    def log_file(self, i):
+        """Where job i's output lands (the logger's current file)."""
+        return os.path.join(self.dir, f"s{i + 1}", "main", "current")
+
+    def logger_pids(self):
+        """The logging processes (one per job), [] without a logger."""
+        roots = self.job_roots()
+        jobs = {p for r in roots for p in find_program(r, self.argv)}
+        return [p for r in roots for p in descendants(r)
+                if p not in jobs and self.is_logger(p)]
+
+    def is_logger(self, pid):
+        return False
 
     def stop(self):
         # TERM = "take the service down, then exit" for both runsv and
@@ -169,8 +191,38 @@ class Runit(ServiceDirSupervisor):
     def version(self):
         return "runit " + deb_version("runit")
 
-    def status_argv(self):
-        return ["sv", "status"] + [os.path.join(self.dir, f"s{i + 1}") for i in range(self.n)]
+    def status_argv(self, jobs=None):
+        """`sv status` of the first `jobs` services (all by default)."""
+        return ["sv", "status"] + [os.path.join(self.dir, f"s{i + 1}")
+                                   for i in range(self.n if jobs is None else jobs)]
+
+
+def comm_of(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+class RunitSvlogd(Runit):
+    """runsv with a log service: ./log/run is `svlogd -tt main`, runsv pipes
+    the job's output into it (runit's own way of logging a service)."""
+    name = "runit + svlogd -tt"
+    binaries = ("runsv", "sv", "svlogd")
+
+    def add_logger(self, svc):
+        os.makedirs(os.path.join(svc, "log", "main"))
+        log_run = os.path.join(svc, "log", "run")
+        with open(log_run, "w") as f:
+            f.write("#!/bin/sh\nexec svlogd -tt main\n")
+        os.chmod(log_run, 0o755)
+
+    def log_file(self, i):
+        return os.path.join(self.dir, f"s{i + 1}", "log", "main", "current")
+
+    def is_logger(self, pid):
+        return comm_of(pid) == "svlogd"
 
 
 class S6(ServiceDirSupervisor):
@@ -181,6 +233,26 @@ class S6(ServiceDirSupervisor):
 
     def version(self):
         return "s6 " + deb_version("s6")
+
+
+class S6Log(S6):
+    """s6-supervise whose ./run starts `s6-log t main` on a FIFO and execs the
+    job with its output into it: the job stays the service's pid (a down
+    stops it) and its logger ends when the job does. s6-svscan would set up
+    the same pipe between a service and its ./log; s6-supervise alone does not."""
+    name = "s6 + s6-log"
+    binaries = ("s6-supervise", "s6-log")
+
+    def run_script(self, argv):
+        return ('[ -p log.fifo ] || mkfifo log.fifo\n'
+                's6-log t ./main < log.fifo &\n'
+                'exec ' + shlex.join(argv) + ' > log.fifo')
+
+    def add_logger(self, svc):
+        os.mkdir(os.path.join(svc, "main"))
+
+    def is_logger(self, pid):
+        return comm_of(pid) == "s6-log"
 
 
 class Supervisord(Supervisor):
@@ -203,12 +275,21 @@ class Supervisord(Supervisor):
         ]
         for i in range(n):
             lines += [f"[program:j{i + 1}]", "command=" + shlex.join(argv),
-                      f"startsecs={self.stable_s:g}", "autorestart=true"]
+                      f"startsecs={self.stable_s:g}", "autorestart=true",
+                      f"stdout_logfile={self.log_file(i)}"]
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
         self.daemon = self.spawn(["supervisord", "-c", self.conf])
         if wait:
             self.wait_jobs_running()
+
+    def log_file(self, i):
+        """Where program j{i+1}'s output lands (supervisord writes it itself,
+        rotated at its default size)."""
+        return os.path.join(self.dir, f"j{i + 1}.log")
+
+    def logger_pids(self):
+        return self.shared_pids()
 
     def job_roots(self):
         # Every program is a direct child of the one daemon.
