@@ -79,6 +79,18 @@ public struct FileDescriptor: Sendable, Hashable {
     }
   }
 
+  /// Takes a POSIX write lock on the whole file without waiting: false when
+  /// another process holds it. Unlike `flock`, others can ask who holds it
+  /// (`lockHolder`). C: `fcntl(F_SETLK)`.
+  public func lockForLife() -> Bool { usvc_lock_file(rawValue) == 0 }
+
+  /// The pid holding a POSIX write lock on this file, or nil when none does.
+  /// Asks without taking it. C: `fcntl(F_GETLK)`.
+  public func lockHolder() -> pid_t? {
+    let holder = usvc_lock_holder(rawValue)
+    return holder > 0 ? pid_t(holder) : nil
+  }
+
   public func setNonBlocking() {
     let flags = fcntl(rawValue, F_GETFL)
     _ = fcntl(rawValue, F_SETFL, flags | O_NONBLOCK)

@@ -172,18 +172,16 @@ extension JobPaths {
   /// The pid of the live runner of this job, or nil when none holds its lock.
   /// Asks without taking the lock (F_GETLK), so it never gets in a runner's way.
   public func runnerPid() -> pid_t? {
-    let fd = Glibc.open(lock, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { Glibc.close(fd) }
-    let holder = usvc_lock_holder(fd)
-    return holder > 0 ? pid_t(holder) : nil
+    guard let fd = try? FileDescriptor.open(lock, O_RDONLY) else { return nil }
+    defer { fd.close() }
+    return fd.lockHolder()
   }
 
   /// Becomes this job's one runner: false when another holds the lock.
   /// The descriptor stays open for the process's life (closing it would drop the lock).
   public func lockAsRunner() -> Bool {
-    let fd = Glibc.open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-    return fd >= 0 && usvc_lock_file(fd) == 0
+    guard let fd = try? FileDescriptor.open(lock, O_RDWR | O_CREAT) else { return false }
+    return fd.lockForLife()
   }
 
   /// Kills every process left of this job after its runner died: those in the
@@ -207,8 +205,6 @@ extension JobPaths {
     }
   }
 }
-
-import CShims
 
 /// How `usvc top` exits when the last client detached from usvc's session (it
 /// read a focus-out report in window 0): nobody can see it, so window 0's
