@@ -50,11 +50,22 @@ extension Supervisor {
   /// Writes every group to `file` through libgit2's config API and returns
   /// how many groups it wrote. The file is built under a temporary name beside
   /// `file` (mode 0600) and renamed over it, so `file` is complete or untouched.
-  public func save(to file: String) throws(UsvcError) -> Int {
+  ///
+  /// A job whose conf cannot be used is left out and said (a warning each),
+  /// never the others' loss (SPEC: Broken confs); `unsaved` names them.
+  public func save(to file: String) throws(UsvcError) -> (groups: Int, unsaved: [String]) {
     // 1. Group the jobs, each group's in natural order.
     var groups: [(name: String, jobs: [String])] = []
+    var confs: [String: JobConf] = [:]
+    var unsaved: [String] = []
     for name in store.names() {
       guard let group = Names.split(job: name)?.group else { continue }
+      if let problem = store.problem(name) {
+        warn("cannot save \(name): \(problem.visible)")
+        unsaved.append(name)
+        continue
+      }
+      confs[name] = try store.load(name)
       if let index = groups.firstIndex(where: { $0.name == group }) {
         groups[index].jobs.append(name)
       } else {
@@ -64,8 +75,7 @@ extension Supervisor {
     // 2. One section per group with what its jobs share, one per job with the rest.
     var changes: [ConfChange] = []
     for group in groups {
-      var confs: [JobConf] = []
-      for name in group.jobs { confs.append(try store.load(name)) }
+      let confs = group.jobs.map { confs[$0]! }
       let section = "group.\(group.name)."
       changes.append(.set(section + "count", [String(group.jobs.count)]))
       var own: [[ConfChange]] = Array(repeating: [], count: confs.count)
@@ -87,7 +97,7 @@ extension Supervisor {
     let base = slash.map { String(file[file.index(after: $0)...]) } ?? file
     let temporary = (folder.isEmpty ? "" : folder) + "/.\(base).\(getpid()).new"
     try ConfStore.write(changes, to: file, temporary: temporary, startingEmpty: true)
-    return groups.count
+    return (groups.count, unsaved)
   }
 
   // MARK: load

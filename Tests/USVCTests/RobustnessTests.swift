@@ -65,6 +65,21 @@ struct RobustnessTests {
     #expect(try t.tmux("list-windows", "-t", "=usvc", "-F", "#{window_name}").lines == ["usvc", "x-2", "x-3"])
   }
 
+  @Test("one broken conf: save writes every other job, names the one it left out, exit 1")
+  func brokenConfSave() throws {
+    let t = try TestHome()
+    try t.ok("start", "-n", "3", "x", "sleep", "1000")
+    try t.ok("start", "y", "sleep", "1000")
+    try Self.breakConf(t, "x-1")
+    let file = t.file("saved.conf")
+    let save = try t.usvc("save", file)
+    #expect(save.status == 1)
+    #expect(save.stdout == "saved 2 groups to \(file)\n")
+    #expect(save.stderr.hasPrefix("usvc: cannot save x-1: \(t.home)/jobs/x-1.conf: "), "\(save.stderr)")
+    let count = try TestHome.run(["git", "config", "-f", file, "group.x.count"], environment: t.environment)
+    #expect(count.stdout == "2\n")
+  }
+
   @Test("a conf edited by hand into a bad value is broken; fixed, it is not")
   func badValueIsBroken() throws {
     let t = try TestHome()

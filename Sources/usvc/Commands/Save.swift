@@ -10,8 +10,10 @@ extension USVC {
     var file: String
 
     func run() throws {
-      let groups = try USVC.supervisor().save(to: file)
+      let (groups, unsaved) = try USVC.supervisor().save(to: file)
       output("saved \(groups) group\(groups == 1 ? "" : "s") to \(file)")
+      // Each job left out was said on stderr; the file holds the others.
+      if !unsaved.isEmpty { throw ExitCode.failure }
     }
   }
 }
