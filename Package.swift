@@ -18,9 +18,12 @@ let package = Package(
     .target(name: "CShims"),
     // Glibc-only typed syscalls, shared by the runner and the CLI.
     .target(name: "USVCSys", dependencies: ["CShims"]),
+    // The runner↔CLI contract: the files both read and write under USVC_HOME
+    // (the job spec, the run state, the paths, the events, the log copies).
+    .target(name: "USVCContract", dependencies: ["USVCSys"]),
     // The per-job restart loop as a library, so its transition table is testable.
-    .target(name: "USVCRunner", dependencies: ["USVCSys"]),
-    .target(name: "USVCCore", dependencies: ["USVCSys", "CGit2"]),
+    .target(name: "USVCRunner", dependencies: ["USVCContract"]),
+    .target(name: "USVCCore", dependencies: ["USVCContract", "CGit2"]),
     // Records the commit it is built from for `usvc --version` (Plugins/BuildInfo).
     .plugin(name: "BuildInfo", capability: .buildTool()),
     .executableTarget(

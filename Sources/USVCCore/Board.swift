@@ -1,3 +1,4 @@
+import USVCContract
 import USVCSys
 
 /// One host's part of the board: its system line, then its jobs.

@@ -1,5 +1,6 @@
 import Dispatch
 import Glibc
+import USVCContract
 import USVCSys
 
 /// A key the board understands, decoded from the terminal's bytes.

@@ -1,4 +1,5 @@
 import Glibc
+import USVCContract
 import USVCSys
 
 /// The conf keys usvc knows (SPEC: Files), how each is checked, and how a conf

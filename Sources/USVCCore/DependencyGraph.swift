@@ -1,3 +1,4 @@
+import USVCContract
 import USVCSys
 
 /// `job.after` between jobs, resolved: each job → the jobs it is after (a

@@ -1,4 +1,5 @@
 import Glibc
+import USVCContract
 import USVCSys
 
 /// `USVC_HOME`: where everything of one user's usvc lives (SPEC: Files).

@@ -1,4 +1,5 @@
 import Glibc
+import USVCContract
 import USVCSys
 
 /// Reading job logs for `usvc logs` and the event stream for `usvc events`.

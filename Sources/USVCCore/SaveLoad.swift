@@ -1,4 +1,5 @@
 import Glibc
+import USVCContract
 import USVCSys
 
 /// `usvc save FILE` and `usvc load FILE` (SPEC: Commands): every group as one

@@ -1,4 +1,5 @@
 import Glibc
+import USVCContract
 import USVCSys
 
 /// One job's line of `usvc status`, with every figure of `--json`.

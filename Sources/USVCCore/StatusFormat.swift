@@ -1,3 +1,4 @@
+import USVCContract
 import USVCSys
 
 /// The text and JSON forms of `usvc status` (SPEC: Status).

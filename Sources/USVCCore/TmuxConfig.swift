@@ -1,3 +1,4 @@
+import USVCContract
 import USVCSys
 
 /// usvc's tmux configuration, written to `USVC_HOME/tmux.conf` when the server

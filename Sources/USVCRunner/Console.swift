@@ -1,4 +1,5 @@
 import Glibc
+import USVCContract
 import USVCSys
 
 /// Window 0 of usvc's tmux session (`usvc-runner --console [USVC]`). It keeps

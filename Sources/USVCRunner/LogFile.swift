@@ -1,4 +1,5 @@
 import Glibc
+import USVCContract
 import USVCSys
 
 /// A job's log: appended by its runner only, rotated by size to `NAME.log.1`,

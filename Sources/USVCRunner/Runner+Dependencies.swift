@@ -1,4 +1,5 @@
 import Glibc
+import USVCContract
 import USVCSys
 
 /// `job.after` and `job.propagate`: the other jobs this one waits for and follows.

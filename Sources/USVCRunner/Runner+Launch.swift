@@ -1,4 +1,5 @@
 import Glibc
+import USVCContract
 import USVCSys
 
 /// Starting a run: the spec as the CLI last wrote it, what the job is

@@ -1,4 +1,5 @@
 import Glibc
+import USVCContract
 import USVCSys
 
 /// `run/NAME.state` and `events.log`: what the runner tells the CLI.

@@ -1,4 +1,5 @@
 import Glibc
+import USVCContract
 import USVCSys
 
 /// Runs one job: the executor of `RunnerMachine`. Lives in the job's tmux pane,

@@ -1,3 +1,4 @@
+import USVCContract
 import USVCSys
 
 /// The runner's state machine, after s6-supervise: every (state, event) pair is

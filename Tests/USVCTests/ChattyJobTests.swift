@@ -3,6 +3,7 @@ import Testing
 
 @testable import USVCCore
 @testable import USVCRunner
+import USVCContract
 import USVCSys
 
 // Chatty jobs (issue 11): the pane is a view, the log is the record. A job

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import USVCCore
+import USVCContract
 import USVCSys
 
 /// The package's root, found from this file's path.

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import USVCCore
+import USVCContract
 import USVCSys
 
 /// What a job prints that a terminal would act on, and bytes that are not UTF-8:

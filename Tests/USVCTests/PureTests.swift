@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import USVCCore
+import USVCContract
 import USVCSys
 
 // Unit tests of the pure parts the integration tests reach only through the

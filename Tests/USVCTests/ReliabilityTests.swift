@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import USVCCore
+import USVCContract
 import USVCSys
 
 // Reliability and security: faults done for real (a crash loop of 1,000 runs,

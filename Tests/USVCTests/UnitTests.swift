@@ -2,6 +2,7 @@ import Testing
 
 @testable import USVCCore
 @testable import USVCRunner
+import USVCContract
 import USVCSys
 
 @Suite("runner state machine")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import USVCCore
+import USVCContract
 import USVCSys
 
 extension RestartPolicy: ExpressibleByArgument {}

@@ -1,4 +1,5 @@
 import Glibc
+import USVCSys
 
 /// When a job's program is started again after it ended.
 public enum RestartPolicy: String, Sendable, CaseIterable {

@@ -1,3 +1,5 @@
+import USVCSys
+
 /// How a job's log is rotated (SPEC: Files): past `log-max-bytes`, `NAME.log`
 /// is renamed to the next copy, `NAME.log.1`, `.2`, …, numbered in the order
 /// they were made, so the highest number is the newest copy; the copy

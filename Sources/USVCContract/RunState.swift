@@ -1,4 +1,5 @@
 import Glibc
+import USVCSys
 
 /// The states of SPEC.md, as published in `run/NAME.state`.
 public enum JobState: String, Sendable, CaseIterable {

@@ -1,4 +1,5 @@
 import Glibc
+import USVCSys
 
 /// `USVC_HOME/events.log`: one event per line, `TIME<TAB>JOB<TAB>EVENT<TAB>DETAIL`.
 ///
