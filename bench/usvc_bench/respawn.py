@@ -3,6 +3,7 @@ replacement has really exec'd the program (kernel tracepoints as root,
 /proc/PID/cmdline polling otherwise)."""
 
 import os
+import subprocess
 import signal
 import time
 
@@ -62,8 +63,14 @@ class ExecTracer:
 
     def __init__(self):
         self.dir = None
-        if os.geteuid() != 0 or not os.path.isdir(os.path.join(self.BASE, "instances")):
+        if os.geteuid() != 0:
             return
+        if not os.path.isdir(os.path.join(self.BASE, "instances")):
+            # Not mounted (a fresh container): mount it, as root may.
+            subprocess.run(["mount", "-t", "tracefs", "nodev", self.BASE],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if not os.path.isdir(os.path.join(self.BASE, "instances")):
+                return
         path = os.path.join(self.BASE, "instances", f"usvc-bench-{os.getpid()}")
         try:
             os.mkdir(path)
