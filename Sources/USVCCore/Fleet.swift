@@ -325,13 +325,13 @@ public struct Fleet: Sendable {
       var wait = 0.05
       let now = monotonicClock()
       for call in calls {
-        wait = min(wait, call.killed || call.pipesClosed ? 0.002 : call.deadline - now)
+        wait = min(wait, call.killed || call.child.pipesClosed ? 0.002 : call.deadline - now)
       }
-      var fds = calls.flatMap { call in call.pipes.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) } }
+      var fds = calls.flatMap { call in call.child.pipes.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) } }
       _ = poll(&fds, nfds_t(fds.count), Int32(max(0, (wait * 1000).rounded(.up))))
       for index in calls.indices {
         for which in 0..<2 where fds[2 * index + which].revents != 0 {
-          _ = calls[index].readAvailable(which, &chunk)
+          _ = calls[index].child.readAvailable(which, &chunk)
         }
         if calls[index].takeArrival() && !mode.bounded { calls[index].deadline = .infinity }
         if mode.streaming {
@@ -345,31 +345,26 @@ public struct Fleet: Sendable {
       var running: [Call] = []
       for var call in calls {
         if !call.killed && later >= call.deadline {
-          kill(call.pid, SIGKILL)
+          kill(call.child.pid, SIGKILL)
           call.killed = true
         }
-        var raw: Int32 = 0
-        let reaped = waitpid(call.pid, &raw, WNOHANG)
-        if reaped == 0 || (reaped < 0 && errno == EINTR) {
+        guard let ended = call.child.ended() else {
           running.append(call)
           continue
         }
         // What ssh wrote before it ended is in the pipes: take it, leave the rest.
-        for which in 0..<2 {
-          while call.readAvailable(which, &chunk) {}
-          if call.pipes[which] >= 0 { Glibc.close(call.pipes[which]) }
-        }
+        call.child.readToEnd(&chunk)
         _ = call.takeArrival()
         if mode.streaming {
           let host = call.index
           call.takeLines { line(host, $0) }
         }
-        let output = String(decoding: call.captured[0], as: UTF8.self)
-        let errors = String(decoding: call.captured[1], as: UTF8.self)
+        let output = String(decoding: call.child.captured[0], as: UTF8.self)
+        let errors = String(decoding: call.child.captured[1], as: UTF8.self)
         var report = HostReport(host: hosts[call.index], output: output, outcome: .answered)
-        if reaped == call.pid {
+        if let status = ended {
           (report.outcome, report.warnings) = Self.outcome(
-            of: TerminationStatus(waitStatus: raw), timedOut: call.killed, output: output, errors: errors,
+            of: status, timedOut: call.killed, output: output, errors: errors,
             timeout: timeout, answered: mode.answered)
         } else {
           report.outcome = .unreachable("ssh's exit status was taken by another waiter")
@@ -417,41 +412,12 @@ public struct Fleet: Sendable {
     }
   }
 
-  /// Spawns one host's ssh: stdin a pipe already holding the words (closed, so
-  /// the remote reads them to their end), stdout and stderr pipes we read
-  /// without blocking.
+  /// Spawns one host's ssh: stdin the words (closed after them, so the remote
+  /// reads them to their end; they fit a pipe's buffer, `maxWordBytes`),
+  /// stdout and stderr read as they come (`CapturedChild`).
   private func start(_ index: Int) throws(Errno) -> Call {
-    var input: [Int32] = [-1, -1]
-    var out: [Int32] = [-1, -1]
-    var err: [Int32] = [-1, -1]
-    do {
-      // Close-on-exec, so that no other host's ssh holds these pipes open.
-      for index in 0..<3 {
-        let pipe = try FileDescriptor.pipe()
-        let ends = [pipe.read.rawValue, pipe.write.rawValue]
-        switch index {
-        case 0: input = ends
-        case 1: out = ends
-        default: err = ends
-        }
-      }
-      // Fits the pipe's buffer (maxWordBytes): never blocks.
-      try FileDescriptor(rawValue: input[1]).writeAll(stdinWords)
-      Glibc.close(input[1])
-      input[1] = -1
-      let pid = try spawn(
-        sshArguments(for: hosts[index]), environment: environment,
-        actions: [.duplicate(input[0], as: 0), .duplicate(out[1], as: 1), .duplicate(err[1], as: 2), .closeFrom(3)])
-      Glibc.close(input[0])
-      Glibc.close(out[1])
-      Glibc.close(err[1])
-      FileDescriptor(rawValue: out[0]).setNonBlocking()
-      FileDescriptor(rawValue: err[0]).setNonBlocking()
-      return Call(index: index, pid: pid, deadline: monotonicClock() + timeout, pipes: [out[0], err[0]])
-    } catch {
-      for fd in input + out + err where fd >= 0 { Glibc.close(fd) }
-      throw error
-    }
+    let child = try CapturedChild(sshArguments(for: hosts[index]), environment: environment, input: stdinWords)
+    return Call(index: index, child: child, deadline: monotonicClock() + timeout)
   }
 }
 
@@ -581,42 +547,21 @@ public struct HostReport: Sendable, Equatable {
 /// One host's ssh while it runs.
 private struct Call {
   let index: Int
-  let pid: pid_t
+  var child: CapturedChild
   /// When it is killed: `timeout` after its start; never, once the remote usvc
   /// runs, for a mode that is not bounded.
   var deadline: Double
-  /// The read ends of its stdout and stderr; -1 once at end of file.
-  var pipes: [Int32]
-  var captured: [[UInt8]] = [[], []]
   /// Sent SIGKILL at its deadline.
   var killed = false
   /// The remote usvc's first byte, a NUL (`usvc --stdin-args` writes it once
   /// it has its words), has come: connecting and logging in are over.
   var arrived = false
 
-  var pipesClosed: Bool { pipes.allSatisfy { $0 < 0 } }
-
-  /// One read from one pipe, without waiting; closes the pipe at end of file
-  /// (or on an error). True when it got bytes, so more may be there.
-  mutating func readAvailable(_ which: Int, _ chunk: inout [UInt8]) -> Bool {
-    let fd = pipes[which]
-    guard fd >= 0 else { return false }
-    let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-    if count > 0 {
-      captured[which].append(contentsOf: chunk[0..<count])
-      return true
-    }
-    if count < 0 && (errno == EAGAIN || errno == EINTR) { return false }
-    Glibc.close(fd)
-    pipes[which] = -1
-    return false
-  }
-
   /// Takes the remote usvc's NUL out of stdout when it is there (what came
   /// before it is the login's, e.g. a greeting); true the moment it arrives.
   mutating func takeArrival() -> Bool {
-    guard !arrived, let nul = captured[0].firstIndex(of: 0) else { return false }
-    captured[0].remove(at: nul)
+    guard !arrived, let nul = child.captured[0].firstIndex(of: 0) else { return false }
+    child.captured[0].remove(at: nul)
     arrived = true
     return true
   }
@@ -624,10 +569,10 @@ private struct Call {
   /// Hands over every whole line of stdout captured so far (without its
   /// newline) and keeps the rest: a line is never torn between hosts.
   mutating func takeLines(_ take: ([UInt8]) -> Void) {
-    guard let last = captured[0].lastIndex(of: UInt8(ascii: "\n")) else { return }
-    for line in captured[0][...last].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).dropLast() {
+    guard let last = child.captured[0].lastIndex(of: UInt8(ascii: "\n")) else { return }
+    for line in child.captured[0][...last].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).dropLast() {
       take(Array(line))
     }
-    captured[0].removeSubrange(...last)
+    child.captured[0].removeSubrange(...last)
   }
 }

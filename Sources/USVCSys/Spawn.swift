@@ -173,59 +173,99 @@ public struct CapturedRun: Sendable {
   public var errorOutput: String
 }
 
+/// A helper program (tmux, ssh; never a job) started with its stdout and
+/// stderr on non-blocking pipes that the caller reads as they fill, so
+/// neither can stall it: the one way usvc captures a child's output, for
+/// `runCapturing` (one child, to its end) and the fan-out to many hosts
+/// (many at once, each to a deadline).
+public struct CapturedChild {
+  public let pid: pid_t
+  /// The read ends of its stdout and stderr; -1 once at end of file.
+  public private(set) var pipes: [Int32]
+  /// What each has said so far.
+  public var captured: [[UInt8]] = [[], []]
+
+  /// Starts `argv` with `input` on its stdin (a pipe closed after it, so the
+  /// child reads to its end; it must fit a pipe's buffer), or /dev/null.
+  public init(_ argv: [String], environment: [String], input: [UInt8]? = nil) throws(Errno) {
+    var opened: [FileDescriptor] = []
+    do {
+      let out = try FileDescriptor.pipe()
+      let err = try FileDescriptor.pipe()
+      opened = [out.read, out.write, err.read, err.write]
+      var stdin: FileAction = .open("/dev/null", as: 0, flags: O_RDONLY)
+      if let input {
+        let pipe = try FileDescriptor.pipe()
+        opened += [pipe.read, pipe.write]
+        try pipe.write.writeAll(input)
+        pipe.write.close()
+        opened.removeLast()
+        stdin = .duplicate(pipe.read.rawValue, as: 0)
+      }
+      pid = try spawn(argv, environment: environment, actions: [stdin, .duplicate(out.write.rawValue, as: 1), .duplicate(err.write.rawValue, as: 2), .closeFrom(3)])
+      for fd in opened where fd != out.read && fd != err.read { fd.close() }
+      out.read.setNonBlocking()
+      err.read.setNonBlocking()
+      pipes = [out.read.rawValue, err.read.rawValue]
+    } catch {
+      for fd in opened { fd.close() }
+      throw error
+    }
+  }
+
+  public var pipesClosed: Bool { pipes.allSatisfy { $0 < 0 } }
+
+  /// One read from one pipe (0 stdout, 1 stderr), without waiting, into
+  /// `chunk`'s space; closes it at end of file or on an error. True when it
+  /// got bytes, so more may be there.
+  public mutating func readAvailable(_ which: Int, _ chunk: inout [UInt8]) -> Bool {
+    let fd = pipes[which]
+    guard fd >= 0 else { return false }
+    let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+    if count > 0 {
+      captured[which].append(contentsOf: chunk[0..<count])
+      return true
+    }
+    if count < 0 && (errno == EAGAIN || errno == EINTR) { return false }
+    Glibc.close(fd)
+    pipes[which] = -1
+    return false
+  }
+
+  /// Reads what is left in both pipes and closes them.
+  public mutating func readToEnd(_ chunk: inout [UInt8]) {
+    for which in 0..<2 {
+      while readAvailable(which, &chunk) {}
+      if pipes[which] >= 0 { Glibc.close(pipes[which]) }
+      pipes[which] = -1
+    }
+  }
+
+  /// Its end, if it has ended (not waiting): nil while it runs. C: `waitpid(WNOHANG)`.
+  public func ended() -> TerminationStatus?? {
+    var raw: Int32 = 0
+    let reaped = waitpid(pid, &raw, WNOHANG)
+    if reaped == pid { return .some(TerminationStatus(waitStatus: raw)) }
+    if reaped == 0 || (reaped < 0 && errno == EINTR) { return nil }
+    return .some(nil)  // Reaped by someone else: its status is gone.
+  }
+}
+
 /// Runs `argv` with stdin from /dev/null, capturing stdout and stderr, and waits
 /// for it. For short helper programs (tmux, ssh), never for jobs.
 public func runCapturing(_ argv: [String], environment: [String]) throws(Errno) -> CapturedRun {
-  var outPipe: [Int32] = [0, 0]
-  var errPipe: [Int32] = [0, 0]
-  _ = try retryingEINTR { usvc_pipe_cloexec(&outPipe) }
-  _ = try retryingEINTR { usvc_pipe_cloexec(&errPipe) }
-  let pid: pid_t
-  do {
-    pid = try spawn(
-      argv, environment: environment,
-      actions: [
-        .open("/dev/null", as: 0, flags: O_RDONLY), .duplicate(outPipe[1], as: 1),
-        .duplicate(errPipe[1], as: 2),
-      ])
-  } catch {
-    for fd in outPipe + errPipe { Glibc.close(fd) }
-    throw error
-  }
-  Glibc.close(outPipe[1])
-  Glibc.close(errPipe[1])
-  let (output, errorOutput) = drain(FileDescriptor(rawValue: outPipe[0]), FileDescriptor(rawValue: errPipe[0]))
-  let status = try waitForExit(of: pid)
-  return CapturedRun(
-    status: status, output: String(decoding: output, as: UTF8.self),
-    errorOutput: String(decoding: errorOutput, as: UTF8.self))
-}
-
-/// Reads two pipes to their ends together (so neither can fill up and stall the
-/// writer), then closes them.
-private func drain(_ first: FileDescriptor, _ second: FileDescriptor) -> ([UInt8], [UInt8]) {
-  var results: [[UInt8]] = [[], []]
-  var fds = [pollfd(fd: first.rawValue, events: Int16(POLLIN), revents: 0),
-             pollfd(fd: second.rawValue, events: Int16(POLLIN), revents: 0)]
+  var child = try CapturedChild(argv, environment: environment)
   var chunk = [UInt8](repeating: 0, count: 16384)
-  var open = 2
-  while open > 0 {
-    if poll(&fds, 2, -1) < 0 {
-      if errno == EINTR { continue }
-      break
-    }
-    for index in 0..<2 where fds[index].fd >= 0 && fds[index].revents != 0 {
-      let count = chunk.withUnsafeMutableBytes { Glibc.read(fds[index].fd, $0.baseAddress, $0.count) }
-      if count > 0 {
-        results[index].append(contentsOf: chunk[0..<count])
-      } else if count == 0 || errno != EINTR {
-        Glibc.close(fds[index].fd)
-        fds[index].fd = -1
-        open -= 1
-      }
-    }
+  while !child.pipesClosed {
+    var fds = child.pipes.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+    if poll(&fds, 2, -1) < 0 && errno != EINTR { break }
+    for which in 0..<2 where fds[which].revents != 0 { while child.readAvailable(which, &chunk) {} }
   }
-  return (results[0], results[1])
+  child.readToEnd(&chunk)
+  let status = try waitForExit(of: child.pid)
+  return CapturedRun(
+    status: status, output: String(decoding: child.captured[0], as: UTF8.self),
+    errorOutput: String(decoding: child.captured[1], as: UTF8.self))
 }
 
 /// Replaces this process with `argv[0]` (an absolute path); returns only by throwing.
