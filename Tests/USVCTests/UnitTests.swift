@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import USVCCore
@@ -219,6 +220,71 @@ struct PureLogicTests {
     #expect(fieldsLeftAtDefault(spec, defaults) == [], "set every field, so each is round-tripped")
     #expect(JobSpec(decoding: spec.encoded()) == spec)
     #expect(JobSpec(decoding: Array(spec.encoded().dropLast())) == nil)
+  }
+
+  @Test("the spec file's bytes are pinned: key NUL value NUL in the table's order")
+  func specBytes() {
+    var spec = JobSpec(name: "w-1", group: "w", command: "/bin/echo")
+    spec.arguments = ["a"]
+    spec.after = ["db"]
+    spec.stopSignal = .hangup
+    spec.umask = 0o027
+    spec.confIdentity = "1:2.3:4"
+    let words: [String] = [
+      "name", "w-1", "group", "w", "cmd", "/bin/echo", "arg", "a", "cwd", "/", "restart", "always",
+      "stop-signal", "1", "stop-timeout", "10.0", "stable-after", "10.0", "backoff-max", "300.0",
+      "log-max-bytes", "10485760", "log-keep", "5", "scrollback", "100", "desired", "running", "after", "db",
+      "after-delay", "0.0", "propagate", "false", "hook-timeout", "10.0", "umask", "23", "conf-identity", "1:2.3:4",
+    ]
+    let expected: [UInt8] = words.flatMap { Array($0.utf8) + [0] }
+    #expect(spec.encoded() == expected)
+  }
+
+  @Test("each conf key reaches its JobSpec field through the key table")
+  func confToSpec() {
+    let conf = JobConf(entries: [
+      ("job.group", "w"), ("job.cmd", "/bin/echo"), ("job.args", "a"), ("job.args", "b"), ("job.env", "A=1"),
+      ("job.cwd", "/srv"), ("job.restart", "never"), ("job.stop-signal", "HUP"), ("job.stop-timeout", "2.5"),
+      ("job.stable-after", "1"), ("job.backoff-max", "7"), ("job.log-max-bytes", "8192"), ("job.log-keep", "2"),
+      ("job.scrollback", "50"), ("job.desired", "stopped"), ("job.after", "db"), ("job.after-delay", "3"),
+      ("job.propagate", "yes"), ("job.pre", "/bin/true"), ("job.post", "/bin/true"), ("job.on-failure", "/bin/false"),
+      ("job.hook-timeout", "4"), ("job.umask", "027"), ("job.stop-timeout", "3"),
+    ])
+    let spec = ConfKeys.spec(from: conf, name: "w-1")
+    var expected = JobSpec(name: "w-1", group: "w", command: "/bin/echo")
+    expected.arguments = ["a", "b"]
+    expected.environment = ["A=1"]
+    expected.directory = "/srv"
+    expected.restart = .never
+    expected.stopSignal = .hangup
+    expected.stopTimeout = 3  // The last value of a single key, git's rule.
+    expected.stableAfter = 1
+    expected.backoffMax = 7
+    expected.logMaxBytes = 8192
+    expected.logKeep = 2
+    expected.scrollback = 50
+    expected.desiredRunning = false
+    expected.after = ["db"]
+    expected.afterDelay = 3
+    expected.propagate = true
+    expected.pre = ["/bin/true"]
+    expected.post = ["/bin/true"]
+    expected.onFailure = ["/bin/false"]
+    expected.hookTimeout = 4
+    expected.umask = 0o027
+    #expect(spec == expected)
+    #expect(ConfKeys.spec(from: JobConf(entries: []), name: "web-2").group == "web", "group from the name")
+  }
+
+  @Test("the README's conf tables list every key of the table, and no other")
+  func readmeListsEveryKey() throws {
+    let readme = try String(contentsOfFile: #filePath.replacingOccurrences(of: "Tests/USVCTests/UnitTests.swift", with: "README.md"), encoding: .utf8)
+    var documented: Set<String> = []
+    for line in readme.split(separator: "\n") where line.hasPrefix("| `job.") {
+      let cell = line.dropFirst(2).prefix { $0 != "|" }
+      for part in cell.split(separator: "`") where part.hasPrefix("job.") { documented.insert(String(part.dropFirst(4))) }
+    }
+    #expect(documented == Set(JobKeys.all.map(\.name)))
   }
 
   @Test("run state survives encoding, every field set; a reason's newline becomes a space")
