@@ -81,6 +81,23 @@ public enum ConfKeys {
       }
     case .octal:
       guard let number = mode_t(value, radix: 8), number <= 0o777 else { throw bad("expected an octal mode like 022") }
+    case .interval:
+      guard let number = Double(value), number > 0, number.isFinite, number <= 31_536_000 else {
+        throw bad("expected a number of seconds, more than 0")
+      }
+    case .readiness:
+      guard Probe(parsing: value) != nil else { throw bad("expected \(Probe.readinessForms)") }
+    case .health:
+      guard let probe = Probe(parsing: value), probe.checksHealth else { throw bad("expected \(Probe.healthForms)") }
+    case .bytes:
+      guard parseByteCount(value) != nil else { throw bad("expected a number of bytes, 0 or more (K, M or G may follow)") }
+    case .limit:
+      guard let equals = value.firstIndex(of: "="),
+        ResourceLimit.resources.contains(where: { $0.name == value[..<equals] })
+      else { throw bad("expected NAME=VALUE, NAME one of \(ResourceLimit.names)") }
+      guard ResourceLimit(parsing: value) != nil else {
+        throw bad("expected a whole number (K, M or G may follow) or unlimited after =")
+      }
     case .environment:
       guard let equals = value.firstIndex(of: "="), equals != value.startIndex else {
         throw bad("expected KEY=VALUE")

@@ -10,6 +10,14 @@ public struct JobKey: Sendable {
   /// What a value must look like.
   public enum Kind: Sendable, Equatable {
     case text, path, directory, command, policy, signal, seconds, bool, desired, count, octal, environment
+    /// More than 0 seconds.
+    case interval
+    /// A `Probe` SPEC: any form for readiness, tcp/http/exec for health.
+    case readiness, health
+    /// Bytes, `parseByteCount`.
+    case bytes
+    /// `ResourceLimit`'s `NAME=VALUE`.
+    case limit
   }
 
   /// The conf key without `job.`.
@@ -73,6 +81,10 @@ extension JobKey.Codec where Value == Double {
 }
 extension JobKey.Codec where Value == Int {
   static var count: Self { .init(toSpec: { String($0) }, fromSpec: { Int($0) }, fromConf: { Int($0) }) }
+}
+extension JobKey.Codec where Value == Int {
+  /// `parseByteCount` in the conf (`512M`), a plain number in the spec.
+  static var bytes: Self { .init(toSpec: { String($0) }, fromSpec: { Int($0) }, fromConf: { parseByteCount($0) }) }
 }
 extension JobKey.Codec where Value == RestartPolicy {
   static var policy: Self {
@@ -139,6 +151,16 @@ public enum JobKeys {
     .list("on-failure", .text, \.onFailure),
     .single("hook-timeout", .seconds, \.hookTimeout, .seconds),
     .single("umask", .octal, \.umask, .umask),
+    .single("ready", .readiness, \.ready, .text),
+    .single("ready-timeout", .seconds, \.readyTimeout, .seconds),
+    .single("ready-interval", .interval, \.readyInterval, .seconds),
+    .single("health", .health, \.health, .text),
+    .single("health-interval", .interval, \.healthInterval, .seconds),
+    .single("health-timeout", .interval, \.healthTimeout, .seconds),
+    .single("health-retries", .count, \.healthRetries, .count, bounds: (1...1_000_000, "failures")),
+    .single("silence-max", .seconds, \.silenceMax, .seconds),
+    .single("memory-max", .bytes, \.memoryMax, .bytes),
+    .list("limit", .limit, \.limits),
   ]
 
   /// `all` by conf key (without `job.`).

@@ -60,6 +60,20 @@ public struct JobSpec: Equatable, Sendable {
   public var hookTimeout: Double = 10
   /// The umask of the user who ran `start`, given to the job (usvc itself runs with 077).
   public var umask: mode_t = 0o022
+  /// Health (SPEC: Health). `ready`/`health`: a `Probe` SPEC, "" for none (ready once exec'd; no check).
+  public var ready: String = ""
+  public var readyTimeout: Double = 60
+  public var readyInterval: Double = 0.1
+  public var health: String = ""
+  public var healthInterval: Double = 10
+  public var healthTimeout: Double = 5
+  public var healthRetries: Int = 3
+  /// Seconds without output before a restart; 0: no watchdog.
+  public var silenceMax: Double = 0
+  /// Bytes of the job's tree RSS before a restart; 0: no watchdog.
+  public var memoryMax: Int = 0
+  /// `NAME=VALUE` resource limits (`ResourceLimit`), set before exec.
+  public var limits: [String] = []
   /// Which version of `jobs/NAME.conf` this spec was made from (`ConfIdentity`):
   /// a conf that no longer matches was changed by hand, and is checked again.
   public var confIdentity: String = ""

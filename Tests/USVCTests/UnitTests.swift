@@ -217,6 +217,16 @@ struct PureLogicTests {
     spec.umask = 0o077
     spec.confIdentity = "12:1700000000.5:300"
     spec.scrollback = 5000
+    spec.ready = "log:^listening on [0-9]+$"
+    spec.readyTimeout = 30
+    spec.readyInterval = 0.25
+    spec.health = "http://127.0.0.1:8080/health?x=1"
+    spec.healthInterval = 1
+    spec.healthTimeout = 0.5
+    spec.healthRetries = 5
+    spec.silenceMax = 60
+    spec.memoryMax = 1 << 30
+    spec.limits = ["nofile=1024", "core=unlimited"]
     #expect(fieldsLeftAtDefault(spec, defaults) == [], "set every field, so each is round-tripped")
     #expect(JobSpec(decoding: spec.encoded()) == spec)
     #expect(JobSpec(decoding: Array(spec.encoded().dropLast())) == nil)
@@ -230,11 +240,16 @@ struct PureLogicTests {
     spec.stopSignal = .hangup
     spec.umask = 0o027
     spec.confIdentity = "1:2.3:4"
+    spec.health = "tcp:80"
+    spec.limits = ["nofile=64", "core=0"]
     let words: [String] = [
       "name", "w-1", "group", "w", "cmd", "/bin/echo", "arg", "a", "cwd", "/", "restart", "always",
       "stop-signal", "1", "stop-timeout", "10.0", "stable-after", "10.0", "backoff-max", "300.0",
       "log-max-bytes", "10485760", "log-keep", "5", "scrollback", "100", "desired", "running", "after", "db",
-      "after-delay", "0.0", "propagate", "false", "hook-timeout", "10.0", "umask", "23", "conf-identity", "1:2.3:4",
+      "after-delay", "0.0", "propagate", "false", "hook-timeout", "10.0", "umask", "23",
+      "ready", "", "ready-timeout", "60.0", "ready-interval", "0.1", "health", "tcp:80", "health-interval", "10.0",
+      "health-timeout", "5.0", "health-retries", "3", "silence-max", "0.0", "memory-max", "0",
+      "limit", "nofile=64", "limit", "core=0", "conf-identity", "1:2.3:4",
     ]
     let expected: [UInt8] = words.flatMap { Array($0.utf8) + [0] }
     #expect(spec.encoded() == expected)
@@ -249,6 +264,10 @@ struct PureLogicTests {
       ("job.scrollback", "50"), ("job.desired", "stopped"), ("job.after", "db"), ("job.after-delay", "3"),
       ("job.propagate", "yes"), ("job.pre", "/bin/true"), ("job.post", "/bin/true"), ("job.on-failure", "/bin/false"),
       ("job.hook-timeout", "4"), ("job.umask", "027"), ("job.stop-timeout", "3"),
+      ("job.ready", "http://127.0.0.1:8080/up"), ("job.ready-timeout", "9"), ("job.ready-interval", "0.5"),
+      ("job.health", "exec:true"), ("job.health-interval", "2"), ("job.health-timeout", "1"),
+      ("job.health-retries", "4"), ("job.silence-max", "30"), ("job.memory-max", "64M"),
+      ("job.limit", "nofile=100"), ("job.limit", "as=1G"),
     ])
     let spec = ConfKeys.spec(from: conf, name: "w-1")
     var expected = JobSpec(name: "w-1", group: "w", command: "/bin/echo")
@@ -272,8 +291,42 @@ struct PureLogicTests {
     expected.onFailure = ["/bin/false"]
     expected.hookTimeout = 4
     expected.umask = 0o027
+    expected.ready = "http://127.0.0.1:8080/up"
+    expected.readyTimeout = 9
+    expected.readyInterval = 0.5
+    expected.health = "exec:true"
+    expected.healthInterval = 2
+    expected.healthTimeout = 1
+    expected.healthRetries = 4
+    expected.silenceMax = 30
+    expected.memoryMax = 64 << 20
+    expected.limits = ["nofile=100", "as=1G"]
     #expect(spec == expected)
     #expect(ConfKeys.spec(from: JobConf(entries: []), name: "web-2").group == "web", "group from the name")
+  }
+
+  @Test("probe SPECs parse into their forms; malformed ones do not", arguments: [
+    ("tcp:8080", Probe.tcp(host: "127.0.0.1", port: 8080)), ("tcp:db.local:5432", .tcp(host: "db.local", port: 5432)),
+    ("tcp:[::1]:80", .tcp(host: "::1", port: 80)), ("http://127.0.0.1:8000/", .http(host: "127.0.0.1", port: 8000, path: "/")),
+    ("http://localhost:8000", .http(host: "localhost", port: 8000, path: "/")),
+    ("http://h:1/a/b?c=d", .http(host: "h", port: 1, path: "/a/b?c=d")), ("exec:test -e /tmp/x", .exec("test -e /tmp/x")),
+    ("log:listening on [0-9]+", .log("listening on [0-9]+")), ("notify", .notify),
+    ("tcp:", nil), ("tcp:0", nil), ("tcp:65536", nil), ("tcp:x", nil), ("tcp:h:", nil), ("http://h/x", nil),
+    ("http://h:80/a b", nil), ("https://h:443/", nil), ("exec:", nil), ("log:(", nil), ("log:", nil), ("NOTIFY", nil), ("", nil),
+  ] as [(String, Probe?)])
+  func probes(_ text: String, _ expected: Probe?) {
+    #expect(Probe(parsing: text) == expected)
+  }
+
+  @Test("limits: a name SPEC allows, a whole number with K/M/G or unlimited")
+  func limits() {
+    #expect(ResourceLimit(parsing: "nofile=64")?.value == 64)
+    #expect(ResourceLimit(parsing: "as=1G")?.value == 1 << 30)
+    #expect(ResourceLimit(parsing: "core=unlimited")?.value == UInt64.max)
+    #expect(ResourceLimit(parsing: "stack=8M")?.resource == Int32(RLIMIT_STACK.rawValue))
+    for bad in ["files=1", "nofile", "nofile=", "nofile=-1", "nofile=1.5", "nofile=1T", "=1", "nofile=99999999999999999999G"] {
+      #expect(ResourceLimit(parsing: bad) == nil, "\(bad)")
+    }
   }
 
   @Test("the README's conf tables list every key of the table, and no other")
