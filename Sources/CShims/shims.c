@@ -137,6 +137,19 @@ static int spawn_child(void *argument) {
       }
       break;
     case USVC_FD_CLOSE_FROM: close_from(action->fd); break;
+    case USVC_SET_LIMIT: {
+      // Soft and hard alike; a hard limit this process may not raise (EPERM,
+      // inherited lower) stays, and the soft one goes as high as it allows.
+      struct rlimit wanted = {action->limit, action->limit};
+      if (setrlimit(action->fd, &wanted) < 0) {
+        struct rlimit current;
+        if (getrlimit(action->fd, &current) < 0) goto failed;
+        wanted.rlim_max = current.rlim_max;
+        if (wanted.rlim_cur > current.rlim_max) wanted.rlim_cur = current.rlim_max;
+        if (setrlimit(action->fd, &wanted) < 0) goto failed;
+      }
+      break;
+    }
     }
   }
   if (request->directory && chdir(request->directory) < 0) goto failed;

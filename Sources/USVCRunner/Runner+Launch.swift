@@ -32,7 +32,8 @@ extension Runner {
     // This runner installs no signal handler (resetSignalDispositions at its start).
     let launch = preparedLaunch ?? PreparedSpawn(
       spec.argv, environment: spec.environment, directory: spec.directory, newSession: true,
-      actions: [.open(slavePath, as: 0, flags: O_RDWR), .duplicate(0, as: 1), .duplicate(0, as: 2), .closeFrom(3)])
+      actions: [.open(slavePath, as: 0, flags: O_RDWR), .duplicate(0, as: 1), .duplicate(0, as: 2), .closeFrom(3)],
+      limits: spec.limits.compactMap { ResourceLimit(parsing: $0) })
     preparedLaunch = launch
     do {
       var attempts = 0
