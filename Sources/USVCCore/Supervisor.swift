@@ -387,7 +387,9 @@ public struct Supervisor: Sendable {
         switch run.state {
         case .failed: throw .cannotStart(job: name, why: run.reason)
         case .waiting where !run.waitingFor.isEmpty: return .waiting(name, for: run.waitingFor)
-        case .starting: break
+        case .starting:
+          // Exec'd and waiting to be ready (`job.ready`): started all the same (SPEC: start).
+          if run.pid > 0 { return .started(name) }
         case .running, .waiting, .stopping, .stopped, .exited, .lost, .broken:
           // Exec'd at least once: running now, or it ran and ended already.
           if run.pid > 0 || run.runs > 0 { return .started(name) }

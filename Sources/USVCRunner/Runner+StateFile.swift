@@ -11,6 +11,8 @@ extension Runner {
     next.killAt = 0
     if case .stopping(_, let killAt, _) = machine.state, killAt.isFinite {
       next.killAt = wallClock() + (killAt - monotonicClock())
+    } else if case .ending(_, let killAt, _, _) = machine.state, killAt.isFinite {
+      next.killAt = wallClock() + (killAt - monotonicClock())
     }
     next.waitingFor = ""
     if case .waiting(_, .dependency(let selector, let detail)) = machine.state {

@@ -48,6 +48,8 @@ public struct Runner {
   /// Events that could not be written to `events.log` (a full or read-only
   /// disk) since the last one that could: reported with the next that can.
   var lostEvents = 0
+  /// The readiness check in flight (`job.ready` tcp or http), polled with the rest.
+  var readinessCheck: ProbeConnection?
 
   /// Sets up everything, or prints why it cannot and returns nil.
   public init?(home: String, name: String) {
@@ -156,6 +158,7 @@ public struct Runner {
       pollfd(fd: paneWaitsForRoom ? pane.fd : -1, events: Int16(POLLOUT), revents: 0),
       pollfd(fd: watches.inotify, events: Int16(POLLIN), revents: 0),
       pollfd(fd: watches.timer, events: Int16(POLLIN), revents: 0),
+      pollfd(fd: readinessCheck?.fd ?? -1, events: readinessCheck?.events ?? 0, revents: 0),
     ]
     var timeout: Int32 = -1
     if let deadline = machine.deadline {
@@ -176,6 +179,7 @@ public struct Runner {
     // Before the signals: a spec replaced before the job died applies to its next run.
     let statesChanged = fds[4].revents != 0 || fds[5].revents != 0 ? watches.drain(buffer) : false
     if fds[0].revents != 0 { handleSignals() }
+    if fds[6].revents != 0 { advanceReadinessCheck() }
     if let deadline = machine.deadline, monotonicClock() >= deadline {
       perform(machine.handle(.deadline, now: monotonicClock()))
     }
@@ -224,13 +228,18 @@ public struct Runner {
       pumpOutput(chunks: 64)
       let ranFor = monotonicClock() - runBegan
       published.pid = 0
-      perform(machine.handle(.childExited(status, ranFor: ranFor), now: monotonicClock()), ended: (status, ranFor))
+      // A run usvc is ending (`unready`, …) is recorded as that once all is gone (`recordEnd`), not as an exit.
+      var endedByUsvc = false
+      if case .ending = machine.state { endedByUsvc = true }
+      perform(
+        machine.handle(.childExited(status, ranFor: ranFor), now: monotonicClock()),
+        ended: endedByUsvc ? nil : (status, ranFor))
       // After the machine acted (its SIGKILL to stragglers must not hit them).
       let facts = hookFacts(status, ranFor: ranFor)
       if !spec.post.isEmpty { startHook("post", spec.post, facts) }
       if !status.isSuccess && !spec.onFailure.isEmpty { startHook("on-failure", spec.onFailure, facts) }
     }
-    if case .stopping = machine.state, !hasChildren() {
+    if machine.jobState == .stopping, !hasChildren() {
       perform(machine.handle(.allGone, now: monotonicClock()))
     }
   }
@@ -244,8 +253,8 @@ public struct Runner {
 
   var mainPid: pid_t {
     switch machine.state {
-    case .running(let pid, _): return pid
-    case .stopping(let pid, _, _): return pid
+    case .running(let pid, _), .awaitingReady(let pid, _, _, _): return pid
+    case .stopping(let pid, _, _), .ending(let pid, _, _, _): return pid
     case .starting, .preStart, .waiting, .finished: return 0
     }
   }
@@ -274,12 +283,24 @@ public struct Runner {
       case .log(let text): say(text)
       case .logExit(let status, let ranFor): say(RunnerMachine.exitLine(status, ranFor: ranFor))
       case .signalJob(let signal): signalJob([signal, .continue])
+      case .record(let name, let detail): event(name, detail)
+      case .recordEnd(let cause, let ranFor): recordEnd(cause, ranFor: ranFor)
+      case .probeReadiness: probeReadiness()
       case .spawn, .spawnProgram, .killJob, .killHook: break
       }
     }
     // 3. Then what the start came to.
     guard let next else { return publish() }
     perform(machine.handle(next, now: monotonicClock()))
+  }
+
+  /// The figures of a run usvc ended (SPEC: Health): a failed run whose last exit is the cause.
+  mutating func recordEnd(_ cause: RunnerMachine.EndCause, ranFor: Double) {
+    published.runs += 1
+    published.failures += 1
+    published.lastExit = cause.rawValue
+    published.lastRunSeconds = ranFor
+    published.totalRunSeconds += ranFor
   }
 
   /// The health figures and the event of a run that ended.

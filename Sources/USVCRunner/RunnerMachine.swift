@@ -10,7 +10,11 @@ public struct RunnerMachine: Sendable {
     /// The `pre` hook runs as `hook` (its own session); it is killed at
     /// `killAt` and the program starts anyway. The job is `starting` meanwhile.
     case preStart(hook: Int32, killAt: Double)
-    /// The program runs as `pid` since `since` (monotonic seconds).
+    /// The program runs as `pid` since `since` but is not ready yet (`job.ready`):
+    /// SPEC's `starting`. The next readiness probe is due at `probeAt`; at
+    /// `giveUpAt` (`ready-timeout`) the run is ended as `unready`.
+    case awaitingReady(pid: Int32, since: Double, probeAt: Double, giveUpAt: Double)
+    /// The program runs as `pid` since `since` (monotonic seconds), ready.
     case running(pid: Int32, since: Double)
     /// Not running until `until`: in back-off, or looking again whether what
     /// the job is `after` runs.
@@ -18,8 +22,16 @@ public struct RunnerMachine: Sendable {
     /// Stop sent; `pid` is the main process still to be reaped (0 once it
     /// was), SIGKILL goes out at `killAt`, `final` is what the job becomes.
     case stopping(pid: Int32, killAt: Double, final: JobState)
+    /// usvc ends the run itself (`cause`, SPEC: Health): like `stopping`, but once
+    /// everything is gone the run counts as a failed one that ran `ranFor` seconds.
+    case ending(pid: Int32, killAt: Double, cause: EndCause, ranFor: Double)
     /// The runner is done and exits; `final` is stopped, exited, failed or lost.
     case finished(JobState)
+  }
+
+  /// Why usvc ended a run (SPEC: Health): its event and its last exit.
+  public enum EndCause: String, Equatable, Sendable {
+    case unready, unhealthy, silent, memory
   }
 
   /// Why a job is `waiting`.
@@ -58,6 +70,8 @@ public struct RunnerMachine: Sendable {
     case dependenciesChanged
     /// A job this one is after restarted, and `job.propagate` is set.
     case dependencyRestarted
+    /// The readiness probe passed (`job.ready`).
+    case ready
   }
 
   public enum Action: Equatable, Sendable {
@@ -76,6 +90,12 @@ public struct RunnerMachine: Sendable {
     /// The line saying how a run ended (`exitLine`), formatted only once the
     /// next run started.
     case logExit(TerminationStatus, ranFor: Double)
+    /// Run the readiness probe once (it answers `.ready` when it passes).
+    case probeReadiness
+    /// Write an event to the stream (`ready`, `unready`, …).
+    case record(event: String, detail: String)
+    /// A run usvc ended (`EndCause`) is over: its figures as for an exit.
+    case recordEnd(EndCause, ranFor: Double)
   }
 
   /// `exited with code 3 after 0.012s`, `killed by SIGKILL after 12s`.
@@ -102,6 +122,10 @@ public struct RunnerMachine: Sendable {
   public private(set) var stableAfter: Double = 10
   public private(set) var backoffMax: Double = 300
   public private(set) var hookTimeout: Double = 10
+  /// Whether runs wait for a readiness probe (`job.ready` set), how long, how often.
+  public private(set) var probesReadiness = false
+  public private(set) var readyTimeout: Double = 60
+  public private(set) var readyInterval: Double = 0.1
 
   public init(spec: JobSpec, quickDeaths: Int = 0) {
     self.quickDeaths = quickDeaths
@@ -116,6 +140,9 @@ public struct RunnerMachine: Sendable {
     stableAfter = spec.stableAfter
     backoffMax = spec.backoffMax
     hookTimeout = spec.hookTimeout
+    probesReadiness = !spec.ready.isEmpty
+    readyTimeout = spec.readyTimeout
+    readyInterval = spec.readyInterval
   }
 
   /// The k-th quick death in a row waits min(backoff-max, 2^(k-1)) seconds.
@@ -135,7 +162,8 @@ public struct RunnerMachine: Sendable {
     switch state {
     case .waiting(let until, _): return until.isFinite ? until : nil
     case .preStart(_, let killAt): return killAt.isFinite ? killAt : nil
-    case .stopping(_, let killAt, _): return killAt.isFinite ? killAt : nil
+    case .stopping(_, let killAt, _), .ending(_, let killAt, _, _): return killAt.isFinite ? killAt : nil
+    case .awaitingReady(_, _, let probeAt, let giveUpAt): return min(probeAt, giveUpAt)
     case .starting, .running, .finished: return nil
     }
   }
@@ -143,10 +171,10 @@ public struct RunnerMachine: Sendable {
   /// The state as SPEC names it.
   public var jobState: JobState {
     switch state {
-    case .starting, .preStart: return .starting
+    case .starting, .preStart, .awaitingReady: return .starting
     case .running: return .running
     case .waiting: return .waiting
-    case .stopping: return .stopping
+    case .stopping, .ending: return .stopping
     case .finished(let final): return final
     }
   }
@@ -176,7 +204,10 @@ public struct RunnerMachine: Sendable {
   mutating func handleState(_ event: Event, now: Double) -> [Action] {
     switch (state, event) {
     case (.starting, .spawned(let pid)):
-      state = .running(pid: pid, since: now)
+      // The first probe at once: a job may be ready before the first interval.
+      state = probesReadiness
+        ? .awaitingReady(pid: pid, since: now, probeAt: now, giveUpAt: now + readyTimeout)
+        : .running(pid: pid, since: now)
       lastDependencyDetail = nil
       return [.log("started pid \(pid)")]
     case (.starting, .spawnFailed(let reason)):
@@ -197,7 +228,7 @@ public struct RunnerMachine: Sendable {
       return []
     case (.starting, .childExited), (.starting, .deadline), (.starting, .allGone),
       (.starting, .dependencyRestarted), (.starting, .hookEnded), (.starting, .hookStarted),
-      (.starting, .dependenciesChanged):
+      (.starting, .dependenciesChanged), (.starting, .ready):
       return []
 
     case (.preStart(let hook, _), .hookEnded(let pid)):
@@ -216,7 +247,37 @@ public struct RunnerMachine: Sendable {
       return [.killHook(hook)]
     case (.preStart, .spawned), (.preStart, .spawnFailed), (.preStart, .childExited), (.preStart, .allGone),
       (.preStart, .blocked), (.preStart, .preHookStarted), (.preStart, .dependencyRestarted),
-      (.preStart, .hookStarted), (.preStart, .dependenciesChanged):
+      (.preStart, .hookStarted), (.preStart, .dependenciesChanged), (.preStart, .ready):
+      return []
+
+    case (.awaitingReady(let pid, let since, _, _), .ready):
+      state = .running(pid: pid, since: since)
+      return [.log("ready after \(format(now - since))"), .record(event: "ready", detail: format(now - since))]
+    case (.awaitingReady(let pid, let since, let probeAt, let giveUpAt), .deadline):
+      if now >= giveUpAt {
+        state = .ending(pid: pid, killAt: now + stopTimeout, cause: .unready, ranFor: now - since)
+        return [
+          .log("not ready after \(format(readyTimeout)): stopping the run"),
+          .record(event: "unready", detail: "not ready after \(format(readyTimeout))"), .signalJob(stopSignal),
+        ]
+      }
+      guard now >= probeAt else { return [] }
+      state = .awaitingReady(pid: pid, since: since, probeAt: now + readyInterval, giveUpAt: giveUpAt)
+      return [.probeReadiness]
+    case (.awaitingReady(let pid, _, _, _), .stopRequested):
+      state = .stopping(pid: pid, killAt: now + stopTimeout, final: .stopped)
+      return [.log("stopping: \(stopSignal) to the job"), .signalJob(stopSignal)]
+    case (.awaitingReady(let pid, _, _, _), .hangup):
+      state = .stopping(pid: pid, killAt: now + stopTimeout, final: .lost)
+      return [.log("terminal gone: stopping the job"), .signalJob(stopSignal)]
+    case (.awaitingReady, .childExited(let status, let ranFor)):
+      return ended(status, ranFor: ranFor, now: now)
+    case (.awaitingReady(let pid, _, _, _), .dependencyRestarted):
+      state = .stopping(pid: pid, killAt: now + stopTimeout, final: .starting)
+      return [.log("a job this one is after restarted: restarting (propagate)"), .signalJob(stopSignal)]
+    case (.awaitingReady, .spawned), (.awaitingReady, .spawnFailed), (.awaitingReady, .allGone),
+      (.awaitingReady, .blocked), (.awaitingReady, .preHookStarted), (.awaitingReady, .hookEnded),
+      (.awaitingReady, .hookStarted), (.awaitingReady, .dependenciesChanged):
       return []
 
     case (.running(let pid, _), .stopRequested):
@@ -232,7 +293,7 @@ public struct RunnerMachine: Sendable {
       return [.log("a job this one is after restarted: restarting (propagate)"), .signalJob(stopSignal)]
     case (.running, .spawned), (.running, .spawnFailed), (.running, .deadline),
       (.running, .allGone), (.running, .blocked), (.running, .preHookStarted), (.running, .hookEnded),
-      (.running, .hookStarted), (.running, .dependenciesChanged):
+      (.running, .hookStarted), (.running, .dependenciesChanged), (.running, .ready):
       return []
 
     case (.waiting(let until, _), .deadline):
@@ -252,7 +313,7 @@ public struct RunnerMachine: Sendable {
     case (.waiting, .spawned), (.waiting, .spawnFailed), (.waiting, .childExited),
       (.waiting, .allGone), (.waiting, .blocked), (.waiting, .dependencyRestarted),
       (.waiting, .preHookStarted), (.waiting, .hookEnded), (.waiting, .hookStarted),
-      (.waiting(_, .backoff), .dependenciesChanged):
+      (.waiting(_, .backoff), .dependenciesChanged), (.waiting, .ready):
       return []
 
     case (.stopping(_, let killAt, let final), .childExited):
@@ -278,12 +339,55 @@ public struct RunnerMachine: Sendable {
       return []
     case (.stopping, .spawned), (.stopping, .spawnFailed), (.stopping, .blocked),
       (.stopping, .dependencyRestarted), (.stopping, .preHookStarted), (.stopping, .hookEnded),
-      (.stopping, .hookStarted), (.stopping, .dependenciesChanged):
+      (.stopping, .hookStarted), (.stopping, .dependenciesChanged), (.stopping, .ready):
+      return []
+
+    case (.ending(_, let killAt, let cause, let ranFor), .childExited):
+      state = .ending(pid: 0, killAt: killAt, cause: cause, ranFor: ranFor)
+      return []
+    case (.ending(let pid, let killAt, let cause, let ranFor), .deadline):
+      guard now >= killAt else { return [] }
+      state = .ending(pid: pid, killAt: .infinity, cause: cause, ranFor: ranFor)
+      return [.log("still running after \(format(stopTimeout)): SIGKILL"), .killJob]
+    case (.ending(let pid, _, let cause, let ranFor), .allGone):
+      guard pid == 0 else { return [] }
+      return endedByUsvc(cause, ranFor: ranFor, now: now)
+    case (.ending(let pid, let killAt, _, _), .stopRequested):
+      state = .stopping(pid: pid, killAt: killAt, final: .stopped)
+      return []
+    case (.ending(let pid, let killAt, _, _), .hangup):
+      state = .stopping(pid: pid, killAt: killAt, final: .lost)
+      return []
+    case (.ending, .spawned), (.ending, .spawnFailed), (.ending, .blocked), (.ending, .dependencyRestarted),
+      (.ending, .preHookStarted), (.ending, .hookEnded), (.ending, .hookStarted), (.ending, .dependenciesChanged),
+      (.ending, .ready):
       return []
 
     case (.finished, _):
       return []
     }
+  }
+
+  /// A run usvc ended (SPEC: Health) is a failed run: `never` leaves the job
+  /// `exited`; else an `unready` run is always a quick death, the others
+  /// follow `stable-after` as any exit does.
+  private mutating func endedByUsvc(_ cause: EndCause, ranFor: Double, now: Double) -> [Action] {
+    var actions: [Action] = [.recordEnd(cause, ranFor: ranFor)]
+    guard restart != .never else {
+      state = .finished(.exited)
+      return actions
+    }
+    if cause != .unready && ranFor >= stableAfter {
+      quickDeaths = 0
+      state = .starting
+      actions.append(.spawn)
+    } else {
+      quickDeaths += 1
+      let delay = backoff(forQuickDeath: quickDeaths)
+      state = .waiting(until: now + delay, reason: .backoff)
+      actions.append(.log("quick death \(quickDeaths) in a row: waiting \(format(delay)) before restarting"))
+    }
+    return actions
   }
 
   /// A run ended on its own: restart now, wait, or finish, per policy and back-off.

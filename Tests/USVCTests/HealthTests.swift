@@ -32,4 +32,58 @@ struct HealthTests {
     let runner = try #require(t.view("lim-1").run.runner as pid_t?)
     #expect(Self.limit("Max open files", of: runner)?.soft != "64")
   }
+
+  /// A TCP port nothing listens on now (the kernel's pick, then closed).
+  static func freePort() throws -> UInt16 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw Errno.current }
+    return UInt16(bigEndian: address.sin_port)
+  }
+
+  /// The events of `job`, as "EVENT DETAIL".
+  static func events(_ t: TestHome, _ job: String) throws -> [String] {
+    try t.ok("events", "-n", "1000").stdout.split(separator: "\n").compactMap { line in
+      let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
+      return fields.count >= 4 && fields[1] == job ? "\(fields[2]) \(fields[3])" : nil
+    }
+  }
+
+  @Test("--ready http://: starting until python's http.server answers, then running with event ready; a dependent waits for it")
+  func httpReadiness() throws {
+    let t = try TestHome()
+    let port = try Self.freePort()
+    // The server opens its port 1.5 s after exec.
+    let server = "sleep 1.5; exec python3 -m http.server \(port) --bind 127.0.0.1"
+    let started = try t.ok("start", "--ready", "http://127.0.0.1:\(port)/", "web", "/bin/sh", "-c", server)
+    #expect(started.stdout == "started web-1\n", "started once exec'd, not once ready")
+    #expect(try t.state("web-1") == .starting)
+    let dependent = try t.ok("start", "--after", "web", "client", "/bin/sleep", "1000")
+    #expect(dependent.stdout.hasPrefix("waiting client-1"), "\(dependent.stdout)")
+    #expect(try eventually(within: 20) { try t.state("web-1") == .running })
+    #expect(try Self.events(t, "web-1").contains { $0.hasPrefix("ready ") })
+    #expect(try eventually(within: 20) { try t.state("client-1") == .running }, "the dependent starts once web is ready")
+  }
+
+  @Test("--ready tcp: never answered: event unready at ready-timeout, the run stopped, last exit unready (restart never: exited)")
+  func unready() throws {
+    let t = try TestHome()
+    let port = try Self.freePort()
+    try t.ok("start", "--ready", "tcp:\(port)", "--restart", "never", "deaf", "/bin/sleep", "1000")
+    try t.ok("conf", "deaf-1", "ready-timeout", "1")
+    try t.ok("restart", "deaf-1")
+    #expect(try eventually(within: 20) { try t.state("deaf-1") == .exited })
+    let run = try t.view("deaf-1").run
+    #expect(run.lastExit == "unready")
+    #expect(run.failures >= 1)
+    #expect(try Self.events(t, "deaf-1").contains("unready not ready after 1s"))
+    #expect(t.processes(of: "deaf-1").isEmpty, "the run is stopped")
+  }
 }

@@ -153,6 +153,96 @@ struct RunnerMachineTests {
     #expect(m.handle(.spawnFailed(reason: "x: Permission denied"), now: 0) == [.log("cannot run the program: x: Permission denied")])
     #expect(m.jobState == .failed)
   }
+
+  /// A machine whose runs wait for `job.ready` (ready-timeout 3 s, interval 0.5 s, stop-timeout 5 s).
+  func readinessMachine(_ policy: RestartPolicy = .always) -> RunnerMachine {
+    var spec = JobSpec(name: "t-1", group: "t", command: "/bin/true")
+    spec.restart = policy
+    spec.stopTimeout = 5
+    spec.ready = "tcp:8080"
+    spec.readyTimeout = 3
+    spec.readyInterval = 0.5
+    return RunnerMachine(spec: spec)
+  }
+
+  /// One row of the readiness part of the table: from `state`, `event` at `now`
+  /// gives `actions` and `after` (and SPEC's state name `shown`).
+  struct ReadinessRow: Sendable, CustomTestStringConvertible {
+    var state: RunnerMachine.State
+    var event: RunnerMachine.Event
+    var now: Double
+    var actions: [RunnerMachine.Action]
+    var after: RunnerMachine.State
+    var shown: JobState
+    var testDescription: String { "\(state) + \(event) at \(now)" }
+  }
+
+  static let readinessRows: [ReadinessRow] = [
+    // Exec'd: starting (not ready), first probe due at once, giving up at ready-timeout.
+    .init(state: .starting, event: .spawned(pid: 7), now: 10, actions: [.log("started pid 7")],
+          after: .awaitingReady(pid: 7, since: 10, probeAt: 10, giveUpAt: 13), shown: .starting),
+    // A probe is due: run it, the next one an interval later.
+    .init(state: .awaitingReady(pid: 7, since: 10, probeAt: 10, giveUpAt: 13), event: .deadline, now: 10,
+          actions: [.probeReadiness], after: .awaitingReady(pid: 7, since: 10, probeAt: 10.5, giveUpAt: 13), shown: .starting),
+    .init(state: .awaitingReady(pid: 7, since: 10, probeAt: 10.5, giveUpAt: 13), event: .deadline, now: 10.2,
+          actions: [], after: .awaitingReady(pid: 7, since: 10, probeAt: 10.5, giveUpAt: 13), shown: .starting),
+    // Passed: running since exec, event ready with the seconds it took.
+    .init(state: .awaitingReady(pid: 7, since: 10, probeAt: 11, giveUpAt: 13), event: .ready, now: 11.25,
+          actions: [.log("ready after 1.250s"), .record(event: "ready", detail: "1.250s")],
+          after: .running(pid: 7, since: 10), shown: .running),
+    // Not ready by ready-timeout: event unready, the run is ended (stop signal, SIGKILL at stop-timeout).
+    .init(state: .awaitingReady(pid: 7, since: 10, probeAt: 13.5, giveUpAt: 13), event: .deadline, now: 13,
+          actions: [.log("not ready after 3s: stopping the run"), .record(event: "unready", detail: "not ready after 3s"), .signalJob(.terminate)],
+          after: .ending(pid: 7, killAt: 18, cause: .unready, ranFor: 3), shown: .stopping),
+    .init(state: .ending(pid: 7, killAt: 18, cause: .unready, ranFor: 3), event: .childExited(.signaled(.terminate), ranFor: 3.1), now: 13.1,
+          actions: [], after: .ending(pid: 0, killAt: 18, cause: .unready, ranFor: 3), shown: .stopping),
+    .init(state: .ending(pid: 7, killAt: 18, cause: .unready, ranFor: 3), event: .deadline, now: 18,
+          actions: [.log("still running after 5s: SIGKILL"), .killJob], after: .ending(pid: 7, killAt: .infinity, cause: .unready, ranFor: 3), shown: .stopping),
+    .init(state: .ending(pid: 7, killAt: 18, cause: .unready, ranFor: 3), event: .allGone, now: 13.2,
+          actions: [], after: .ending(pid: 7, killAt: 18, cause: .unready, ranFor: 3), shown: .stopping),
+    // All gone: a failed run, always a quick death (back-off 1 s for the first).
+    .init(state: .ending(pid: 0, killAt: 18, cause: .unready, ranFor: 3), event: .allGone, now: 13.2,
+          actions: [.recordEnd(.unready, ranFor: 3), .log("quick death 1 in a row: waiting 1s before restarting")],
+          after: .waiting(until: 14.2, reason: .backoff), shown: .waiting),
+    // Stop or hangup while not ready, or while ending: stopping as any run.
+    .init(state: .awaitingReady(pid: 7, since: 10, probeAt: 11, giveUpAt: 13), event: .stopRequested, now: 11,
+          actions: [.log("stopping: SIGTERM to the job"), .signalJob(.terminate)], after: .stopping(pid: 7, killAt: 16, final: .stopped), shown: .stopping),
+    .init(state: .awaitingReady(pid: 7, since: 10, probeAt: 11, giveUpAt: 13), event: .hangup, now: 11,
+          actions: [.log("terminal gone: stopping the job"), .signalJob(.terminate)], after: .stopping(pid: 7, killAt: 16, final: .lost), shown: .stopping),
+    .init(state: .ending(pid: 7, killAt: 18, cause: .unready, ranFor: 3), event: .stopRequested, now: 14,
+          actions: [], after: .stopping(pid: 7, killAt: 18, final: .stopped), shown: .stopping),
+    // It exits before it is ready: an exit as any other (policy, back-off).
+    .init(state: .awaitingReady(pid: 7, since: 10, probeAt: 11, giveUpAt: 13), event: .childExited(.exited(1), ranFor: 0.5), now: 10.5,
+          actions: [.logExit(.exited(1), ranFor: 0.5), .killJob, .log("quick death 1 in a row: waiting 1s before restarting")],
+          after: .waiting(until: 11.5, reason: .backoff), shown: .waiting),
+    // A late answer once running, or any state but awaitingReady: nothing.
+    .init(state: .running(pid: 7, since: 10), event: .ready, now: 12, actions: [], after: .running(pid: 7, since: 10), shown: .running),
+  ]
+
+  @Test("readiness: starting until ready, ready and unready events, an unready run is a failed quick death", arguments: readinessRows)
+  func readiness(_ row: ReadinessRow) {
+    var m = readinessMachine()
+    m.state = row.state
+    #expect(m.handle(row.event, now: row.now) == row.actions)
+    #expect(m.state == row.after)
+    #expect(m.jobState == row.shown)
+  }
+
+  @Test("an unready run under restart never: exited, last exit unready; without job.ready: running at exec")
+  func unreadyNever() {
+    var m = readinessMachine(.never)
+    m.state = .ending(pid: 0, killAt: 18, cause: .unready, ranFor: 3)
+    #expect(m.handle(.allGone, now: 14) == [.recordEnd(.unready, ranFor: 3)])
+    #expect(m.jobState == .exited)
+    var plain = machine()
+    _ = plain.handle(.spawned(pid: 3), now: 1)
+    #expect(plain.state == .running(pid: 3, since: 1))
+    // An unready run that lasted past stable-after is still a quick death.
+    var late = readinessMachine()
+    late.state = .ending(pid: 0, killAt: 99, cause: .unready, ranFor: 60)
+    _ = late.handle(.allGone, now: 70)
+    #expect(late.quickDeaths == 1)
+  }
 }
 
 @Suite("names, signals, specs and formats")

@@ -98,4 +98,12 @@ void usvc_terminal_restore(void);
 
 /// `wcwidth`: the columns a character takes (-1: not printable), by LC_CTYPE.
 int usvc_wcwidth(unsigned int scalar);
+/// Starts a non-blocking TCP connect to `host` (a numeric IPv4 or IPv6
+/// address, or `localhost`) and `port`: the socket (CLOEXEC, non-blocking),
+/// whose connect may still be in progress (poll it for POLLOUT, then
+/// `usvc_socket_error`), or -errno. No name lookup: it would block.
+int usvc_tcp_connect_start(const char *host, int port);
+/// The pending error of a socket (SO_ERROR): 0 once a connect succeeded.
+int usvc_socket_error(int fd);
+
 #endif
