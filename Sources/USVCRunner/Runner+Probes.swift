@@ -26,4 +26,44 @@ extension Runner {
     if outcome != .pending { check.close() }
     if outcome == .passed { perform(machine.handle(.ready, now: monotonicClock())) }
   }
+
+  /// Lines longer than this are matched on their first this-many bytes: the
+  /// runner keeps no big buffer.
+  static let maximumReadyLine = 1024
+
+  /// `log:REGEX`: each whole line the job prints while not ready is matched;
+  /// the first that matches makes the run ready.
+  mutating func matchReadyLines(_ bytes: UnsafeRawBufferPointer) {
+    let pattern = String(spec.ready.dropFirst(4))
+    if readyPattern != pattern || readyRegex == nil {
+      if let old = readyRegex {
+        regfree(old)
+        old.deallocate()
+        readyRegex = nil
+      }
+      let compiled = UnsafeMutablePointer<regex_t>.allocate(capacity: 1)
+      guard regcomp(compiled, pattern, REG_EXTENDED | REG_NOSUB) == 0 else {
+        compiled.deallocate()
+        return  // The CLI refuses a bad pattern; a hand-edited spec waits until ready-timeout.
+      }
+      readyRegex = compiled
+      readyPattern = pattern
+    }
+    for byte in bytes {
+      if byte == UInt8(ascii: "\n") {
+        readyLine.append(0)
+        let matched = readyLine.withUnsafeBufferPointer { line in
+          line.withMemoryRebound(to: CChar.self) { regexec(readyRegex, $0.baseAddress, 0, nil, 0) == 0 }
+        }
+        readyLine.removeAll(keepingCapacity: true)
+        if matched {
+          readyLine = []
+          perform(machine.handle(.ready, now: monotonicClock()))
+          return
+        }
+      } else if byte != UInt8(ascii: "\r") && byte != 0 && readyLine.count < Self.maximumReadyLine {
+        readyLine.append(byte)
+      }
+    }
+  }
 }

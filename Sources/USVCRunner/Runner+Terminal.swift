@@ -29,6 +29,7 @@ extension Runner {
       if let error = log.append(bytes) {
         toPane("\n[usvc] cannot write \(paths.log): \(error); the job goes on, shown here only\n")
       }
+      if case .awaitingReady = machine.state, spec.ready.hasPrefix("log:") { matchReadyLines(bytes) }
       if paneOpen { pane.show(bytes) }
       atLineStart = buffer[count - 1] == UInt8(ascii: "\n")
       if drained { return }

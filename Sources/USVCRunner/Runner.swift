@@ -50,6 +50,11 @@ public struct Runner {
   var lostEvents = 0
   /// The readiness check in flight (`job.ready` tcp or http), polled with the rest.
   var readinessCheck: ProbeConnection?
+  /// `job.ready log:REGEX`: the pattern compiled (for `readyPattern`) and the
+  /// line being read, at most `maximumReadyLine` bytes of it matched.
+  var readyRegex: UnsafeMutablePointer<regex_t>?
+  var readyPattern = ""
+  var readyLine: [UInt8] = []
 
   /// Sets up everything, or prints why it cannot and returns nil.
   public init?(home: String, name: String) {

@@ -86,4 +86,17 @@ struct HealthTests {
     #expect(try Self.events(t, "deaf-1").contains("unready not ready after 1s"))
     #expect(t.processes(of: "deaf-1").isEmpty, "the run is stopped")
   }
+
+  @Test("--ready log:REGEX: ready at the first output line that matches, not before")
+  func logReadiness() throws {
+    let t = try TestHome()
+    let script = "echo booting; echo 'listening soon'; sleep 1; printf 'listen'; sleep 0.3; echo 'ing on 8080'; exec sleep 1000"
+    try t.ok("start", "--ready", "log:^listening on [0-9]+$", "lg", "/bin/sh", "-c", script)
+    #expect(try eventually { (t.read(t.home + "/logs/lg-1.log") ?? "").contains("listening soon") })
+    #expect(try t.state("lg-1") == .starting, "a line that does not match")
+    #expect(try eventually(within: 20) { try t.state("lg-1") == .running })
+    let ready = try Self.events(t, "lg-1").first { $0.hasPrefix("ready ") }
+    let seconds = try #require(ready.flatMap { Double($0.dropFirst(6).dropLast()) })
+    #expect(seconds >= 1.2, "ready once the whole line came (\(seconds)s)")
+  }
 }
