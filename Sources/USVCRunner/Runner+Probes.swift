@@ -9,11 +9,23 @@ extension Runner {
   mutating func probeReadiness() {
     readinessCheck?.close()
     readinessCheck = nil
+    if readinessExec > 0 {
+      try? Signal.kill.send(toGroup: readinessExec)  // Reaped as usual; no longer counts.
+      readinessExec = 0
+    }
     guard let probe = Probe(parsing: spec.ready) else { return }
     switch probe {
     case .tcp, .http:
       readinessCheck = ProbeConnection(probe)  // nil: no socket now, a failed check.
-    case .exec, .log, .notify:
+    case .exec(let command):
+      // Its own session (so the whole check can be killed), output to /dev/null.
+      readinessExec = (try? spawn(
+        ["/bin/sh", "-c", command], environment: spec.environment, directory: spec.directory, newSession: true,
+        actions: [.open("/dev/null", as: 0, flags: O_RDWR), .duplicate(0, as: 1), .duplicate(0, as: 2), .closeFrom(3)]
+      )) ?? 0
+    case .log:
+      break  // Matched on the job's output lines (`matchReadyLines`).
+    case .notify:
       break  // Not yet: the run waits until ready-timeout.
     }
   }

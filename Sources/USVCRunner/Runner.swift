@@ -55,6 +55,8 @@ public struct Runner {
   var readyRegex: UnsafeMutablePointer<regex_t>?
   var readyPattern = ""
   var readyLine: [UInt8] = []
+  /// `job.ready exec:COMMAND` running as this process group (0: none), reaped through the signalfd.
+  var readinessExec: pid_t = 0
 
   /// Sets up everything, or prints why it cannot and returns nil.
   public init?(home: String, name: String) {
@@ -225,6 +227,11 @@ public struct Runner {
       if let hook = hookName(pid) {
         if !status.isSuccess { say("hook \(hook) ended with \(status)\(hook == "pre" ? "; starting anyway" : "")") }
         perform(machine.handle(.hookEnded(pid: pid), now: monotonicClock()))
+        continue
+      }
+      if pid == readinessExec {
+        readinessExec = 0
+        if status.isSuccess { perform(machine.handle(.ready, now: monotonicClock())) }
         continue
       }
       guard pid == mainPid else { continue }  // A straggler of the job.

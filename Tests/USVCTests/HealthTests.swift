@@ -99,4 +99,21 @@ struct HealthTests {
     let seconds = try #require(ready.flatMap { Double($0.dropFirst(6).dropLast()) })
     #expect(seconds >= 1.2, "ready once the whole line came (\(seconds)s)")
   }
+
+  @Test("--ready exec:COMMAND: ready once sh -c COMMAND exits 0; probe children are reaped, none left")
+  func execReadiness() throws {
+    let t = try TestHome()
+    let flag = t.file("flag")
+    try t.ok("start", "--ready", "exec:test -e '\(flag)'", "ex", "/bin/sleep", "1000")
+    try t.ok("conf", "ex-1", "ready-interval", "0.2")
+    try t.ok("restart", "ex-1")
+    #expect(try eventually { try t.state("ex-1") == .starting })
+    usleep(600_000)
+    #expect(try t.state("ex-1") == .starting, "not ready while the check fails")
+    #expect(FileManager.default.createFile(atPath: flag, contents: nil))
+    #expect(try eventually(within: 20) { try t.state("ex-1") == .running })
+    let runner = try #require(t.view("ex-1").run.runner as pid_t?)
+    let zombies = ProcStat.all().filter { $0.parent == runner && $0.state == "Z" }
+    #expect(zombies.isEmpty, "every probe reaped")
+  }
 }
