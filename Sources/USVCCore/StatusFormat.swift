@@ -97,7 +97,7 @@ public enum StatusFormat {
     let code: String
     switch state {
     case .running: code = "32"
-    case .starting, .waiting, .stopping: code = "33"
+    case .starting, .waiting, .stopping, .unhealthy: code = "33"
     case .failed, .lost, .broken: code = "31"
     case .stopped, .exited: code = "2"
     }

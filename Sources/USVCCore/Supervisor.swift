@@ -58,16 +58,16 @@ public struct JobView: Sendable {
     if runner != nil { return run.state }
     switch run.state {
     case .stopped, .exited, .failed: return run.state
-    case .starting, .running, .waiting, .stopping, .lost, .broken:
+    case .starting, .running, .unhealthy, .waiting, .stopping, .lost, .broken:
       return spec?.desiredRunning == false ? .stopped : .lost
     }
   }
-  /// Whether the job has a process (SPEC: `live` = starting, running, stopping),
+  /// Whether the job has a process (SPEC: `live` = starting, running, unhealthy, stopping),
   /// by its runner's word, also when its conf is broken.
   public var isLive: Bool {
     guard runner != nil else { return false }
     switch run.state {
-    case .starting, .running, .stopping: return true
+    case .starting, .running, .unhealthy, .stopping: return true
     case .waiting, .stopped, .exited, .failed, .lost, .broken: return false
     }
   }
@@ -390,7 +390,7 @@ public struct Supervisor: Sendable {
         case .starting:
           // Exec'd and waiting to be ready (`job.ready`): started all the same (SPEC: start).
           if run.pid > 0 { return .started(name) }
-        case .running, .waiting, .stopping, .stopped, .exited, .lost, .broken:
+        case .running, .unhealthy, .waiting, .stopping, .stopped, .exited, .lost, .broken:
           // Exec'd at least once: running now, or it ran and ended already.
           if run.pid > 0 || run.runs > 0 { return .started(name) }
         }

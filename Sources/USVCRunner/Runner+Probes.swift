@@ -78,4 +78,44 @@ extension Runner {
       }
     }
   }
+
+  /// Starts one health check (`job.health`); the machine gives it `health-timeout`.
+  mutating func checkHealth() {
+    dropHealthCheck()
+    guard let probe = Probe(parsing: spec.health) else { return }
+    switch probe {
+    case .tcp, .http:
+      healthCheck = ProbeConnection(probe)
+      if healthCheck == nil { perform(machine.handle(.healthFailed, now: monotonicClock())) }
+    case .exec(let command):
+      do {
+        healthExec = try spawn(
+          ["/bin/sh", "-c", command], environment: spec.environment, directory: spec.directory, newSession: true,
+          actions: [.open("/dev/null", as: 0, flags: O_RDWR), .duplicate(0, as: 1), .duplicate(0, as: 2), .closeFrom(3)])
+      } catch {
+        perform(machine.handle(.healthFailed, now: monotonicClock()))
+      }
+    case .log, .notify:
+      break  // Refused by the CLI for health.
+    }
+  }
+
+  /// Forgets the health check in flight (overdue, or a new one starts); an
+  /// `exec:` one is killed and reaped as a straggler.
+  mutating func dropHealthCheck() {
+    healthCheck?.close()
+    healthCheck = nil
+    if healthExec > 0 { try? Signal.kill.send(toGroup: healthExec) }
+    healthExec = 0
+  }
+
+  /// The health check's socket is ready: go on, and tell the machine how it went.
+  mutating func advanceHealthCheck() {
+    guard var check = healthCheck else { return }
+    let outcome = check.advance()
+    healthCheck = outcome == .pending ? check : nil
+    guard outcome != .pending else { return }
+    check.close()
+    perform(machine.handle(outcome == .passed ? .healthPassed : .healthFailed, now: monotonicClock()))
+  }
 }

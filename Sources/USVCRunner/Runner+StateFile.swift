@@ -72,6 +72,7 @@ extension Runner {
     let detail: String
     switch next.state {
     case .running: detail = "pid \(next.pid)"
+    case .unhealthy: return  // Its `unhealthy` event comes from the machine, at health-retries.
     case .waiting:
       detail = !next.waitingFor.isEmpty ? next.reason
         : "restart in \(format(machine.backoff(forQuickDeath: next.quickDeaths))) (\(next.reason))"

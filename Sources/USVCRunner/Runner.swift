@@ -57,6 +57,9 @@ public struct Runner {
   var readyLine: [UInt8] = []
   /// `job.ready exec:COMMAND` running as this process group (0: none), reaped through the signalfd.
   var readinessExec: pid_t = 0
+  /// The health check in flight: a tcp/http connection, or an `exec:` process group (0: none).
+  var healthCheck: ProbeConnection?
+  var healthExec: pid_t = 0
 
   /// Sets up everything, or prints why it cannot and returns nil.
   public init?(home: String, name: String) {
@@ -166,6 +169,7 @@ public struct Runner {
       pollfd(fd: watches.inotify, events: Int16(POLLIN), revents: 0),
       pollfd(fd: watches.timer, events: Int16(POLLIN), revents: 0),
       pollfd(fd: readinessCheck?.fd ?? -1, events: readinessCheck?.events ?? 0, revents: 0),
+      pollfd(fd: healthCheck?.fd ?? -1, events: healthCheck?.events ?? 0, revents: 0),
     ]
     var timeout: Int32 = -1
     if let deadline = machine.deadline {
@@ -187,6 +191,7 @@ public struct Runner {
     let statesChanged = fds[4].revents != 0 || fds[5].revents != 0 ? watches.drain(buffer) : false
     if fds[0].revents != 0 { handleSignals() }
     if fds[6].revents != 0 { advanceReadinessCheck() }
+    if fds[7].revents != 0 { advanceHealthCheck() }
     if let deadline = machine.deadline, monotonicClock() >= deadline {
       perform(machine.handle(.deadline, now: monotonicClock()))
     }
@@ -229,6 +234,11 @@ public struct Runner {
         perform(machine.handle(.hookEnded(pid: pid), now: monotonicClock()))
         continue
       }
+      if pid == healthExec {
+        healthExec = 0
+        perform(machine.handle(status.isSuccess ? .healthPassed : .healthFailed, now: monotonicClock()))
+        continue
+      }
       if pid == readinessExec {
         readinessExec = 0
         if status.isSuccess { perform(machine.handle(.ready, now: monotonicClock())) }
@@ -265,7 +275,7 @@ public struct Runner {
 
   var mainPid: pid_t {
     switch machine.state {
-    case .running(let pid, _), .awaitingReady(let pid, _, _, _): return pid
+    case .running(let pid, _), .awaitingReady(let pid, _, _, _), .unhealthy(let pid, _, _): return pid
     case .stopping(let pid, _, _), .ending(let pid, _, _, _): return pid
     case .starting, .preStart, .waiting, .finished: return 0
     }
@@ -298,6 +308,8 @@ public struct Runner {
       case .record(let name, let detail): event(name, detail)
       case .recordEnd(let cause, let ranFor): recordEnd(cause, ranFor: ranFor)
       case .probeReadiness: probeReadiness()
+      case .checkHealth: checkHealth()
+      case .abandonHealthCheck: dropHealthCheck()
       case .spawn, .spawnProgram, .killJob, .killHook: break
       }
     }

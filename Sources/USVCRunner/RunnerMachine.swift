@@ -16,6 +16,9 @@ public struct RunnerMachine: Sendable {
     case awaitingReady(pid: Int32, since: Double, probeAt: Double, giveUpAt: Double)
     /// The program runs as `pid` since `since` (monotonic seconds), ready.
     case running(pid: Int32, since: Double)
+    /// Ready, but its last `failures` health checks failed, fewer than
+    /// `health-retries` (SPEC's `unhealthy`).
+    case unhealthy(pid: Int32, since: Double, failures: Int)
     /// Not running until `until`: in back-off, or looking again whether what
     /// the job is `after` runs.
     case waiting(until: Double, reason: WaitReason)
@@ -72,6 +75,8 @@ public struct RunnerMachine: Sendable {
     case dependencyRestarted
     /// The readiness probe passed (`job.ready`).
     case ready
+    /// A health check (`job.health`) passed, or failed (exit, refusal, or no answer by `health-timeout`).
+    case healthPassed, healthFailed
   }
 
   public enum Action: Equatable, Sendable {
@@ -92,6 +97,10 @@ public struct RunnerMachine: Sendable {
     case logExit(TerminationStatus, ranFor: Double)
     /// Run the readiness probe once (it answers `.ready` when it passes).
     case probeReadiness
+    /// Run one health check (it answers `.healthPassed` or `.healthFailed`).
+    case checkHealth
+    /// The health check in flight took longer than `health-timeout`: drop it (it failed).
+    case abandonHealthCheck
     /// Write an event to the stream (`ready`, `unready`, …).
     case record(event: String, detail: String)
     /// A run usvc ended (`EndCause`) is over: its figures as for an exit.
@@ -126,6 +135,15 @@ public struct RunnerMachine: Sendable {
   public private(set) var probesReadiness = false
   public private(set) var readyTimeout: Double = 60
   public private(set) var readyInterval: Double = 0.1
+  /// Liveness (`job.health`): whether, how often, how long a check may take, how many failures in a row.
+  public private(set) var checksHealth = false
+  public private(set) var healthInterval: Double = 10
+  public private(set) var healthTimeout: Double = 5
+  public private(set) var healthRetries = 3
+  /// When the next health check is due, and when the one in flight fails for
+  /// want of an answer (`.infinity`: none); both only while ready.
+  public private(set) var nextHealthCheck = Double.infinity
+  public private(set) var healthCheckGivesUpAt = Double.infinity
 
   public init(spec: JobSpec, quickDeaths: Int = 0) {
     self.quickDeaths = quickDeaths
@@ -143,6 +161,37 @@ public struct RunnerMachine: Sendable {
     probesReadiness = !spec.ready.isEmpty
     readyTimeout = spec.readyTimeout
     readyInterval = spec.readyInterval
+    checksHealth = !spec.health.isEmpty
+    healthInterval = spec.healthInterval
+    healthTimeout = spec.healthTimeout
+    healthRetries = max(1, spec.healthRetries)
+  }
+
+  /// The run became ready as `pid` (exec'd `since`): `running`, health checks from an interval on.
+  private mutating func becameReady(pid: Int32, since: Double, now: Double) {
+    state = .running(pid: pid, since: since)
+    nextHealthCheck = checksHealth ? now + healthInterval : .infinity
+    healthCheckGivesUpAt = .infinity
+  }
+
+  /// Ends the run because usvc decided so (`cause`): stop signal, SIGKILL at stop-timeout.
+  private mutating func endRun(pid: Int32, since: Double, cause: EndCause, now: Double) -> [Action] {
+    state = .ending(pid: pid, killAt: now + stopTimeout, cause: cause, ranFor: now - since)
+    nextHealthCheck = .infinity
+    healthCheckGivesUpAt = .infinity
+    return [.signalJob(stopSignal)]
+  }
+
+  /// A health check failed (`health-retries` in a row: the run is ended, event unhealthy).
+  private mutating func healthFailed(pid: Int32, since: Double, failures: Int, now: Double) -> [Action] {
+    healthCheckGivesUpAt = .infinity
+    guard failures >= healthRetries else {
+      state = .unhealthy(pid: pid, since: since, failures: failures)
+      return failures == 1 ? [.log("health check failed")] : [.log("health check failed \(failures) times in a row")]
+    }
+    let detail = "\(failures) health checks failed in a row"
+    return [.log("\(detail): restarting"), .record(event: "unhealthy", detail: detail)]
+      + endRun(pid: pid, since: since, cause: .unhealthy, now: now)
   }
 
   /// The k-th quick death in a row waits min(backoff-max, 2^(k-1)) seconds.
@@ -164,7 +213,10 @@ public struct RunnerMachine: Sendable {
     case .preStart(_, let killAt): return killAt.isFinite ? killAt : nil
     case .stopping(_, let killAt, _), .ending(_, let killAt, _, _): return killAt.isFinite ? killAt : nil
     case .awaitingReady(_, _, let probeAt, let giveUpAt): return min(probeAt, giveUpAt)
-    case .starting, .running, .finished: return nil
+    case .running, .unhealthy:
+      let due = min(nextHealthCheck, healthCheckGivesUpAt)
+      return due.isFinite ? due : nil
+    case .starting, .finished: return nil
     }
   }
 
@@ -173,6 +225,7 @@ public struct RunnerMachine: Sendable {
     switch state {
     case .starting, .preStart, .awaitingReady: return .starting
     case .running: return .running
+    case .unhealthy: return .unhealthy
     case .waiting: return .waiting
     case .stopping, .ending: return .stopping
     case .finished(let final): return final
@@ -205,9 +258,11 @@ public struct RunnerMachine: Sendable {
     switch (state, event) {
     case (.starting, .spawned(let pid)):
       // The first probe at once: a job may be ready before the first interval.
-      state = probesReadiness
-        ? .awaitingReady(pid: pid, since: now, probeAt: now, giveUpAt: now + readyTimeout)
-        : .running(pid: pid, since: now)
+      if probesReadiness {
+        state = .awaitingReady(pid: pid, since: now, probeAt: now, giveUpAt: now + readyTimeout)
+      } else {
+        becameReady(pid: pid, since: now, now: now)
+      }
       lastDependencyDetail = nil
       return [.log("started pid \(pid)")]
     case (.starting, .spawnFailed(let reason)):
@@ -228,7 +283,8 @@ public struct RunnerMachine: Sendable {
       return []
     case (.starting, .childExited), (.starting, .deadline), (.starting, .allGone),
       (.starting, .dependencyRestarted), (.starting, .hookEnded), (.starting, .hookStarted),
-      (.starting, .dependenciesChanged), (.starting, .ready):
+      (.starting, .dependenciesChanged), (.starting, .ready),
+      (.starting, .healthPassed), (.starting, .healthFailed):
       return []
 
     case (.preStart(let hook, _), .hookEnded(let pid)):
@@ -247,19 +303,19 @@ public struct RunnerMachine: Sendable {
       return [.killHook(hook)]
     case (.preStart, .spawned), (.preStart, .spawnFailed), (.preStart, .childExited), (.preStart, .allGone),
       (.preStart, .blocked), (.preStart, .preHookStarted), (.preStart, .dependencyRestarted),
-      (.preStart, .hookStarted), (.preStart, .dependenciesChanged), (.preStart, .ready):
+      (.preStart, .hookStarted), (.preStart, .dependenciesChanged), (.preStart, .ready),
+      (.preStart, .healthPassed), (.preStart, .healthFailed):
       return []
 
     case (.awaitingReady(let pid, let since, _, _), .ready):
-      state = .running(pid: pid, since: since)
+      becameReady(pid: pid, since: since, now: now)
       return [.log("ready after \(format(now - since))"), .record(event: "ready", detail: format(now - since))]
     case (.awaitingReady(let pid, let since, let probeAt, let giveUpAt), .deadline):
       if now >= giveUpAt {
-        state = .ending(pid: pid, killAt: now + stopTimeout, cause: .unready, ranFor: now - since)
         return [
           .log("not ready after \(format(readyTimeout)): stopping the run"),
-          .record(event: "unready", detail: "not ready after \(format(readyTimeout))"), .signalJob(stopSignal),
-        ]
+          .record(event: "unready", detail: "not ready after \(format(readyTimeout))"),
+        ] + endRun(pid: pid, since: since, cause: .unready, now: now)
       }
       guard now >= probeAt else { return [] }
       state = .awaitingReady(pid: pid, since: since, probeAt: now + readyInterval, giveUpAt: giveUpAt)
@@ -277,23 +333,49 @@ public struct RunnerMachine: Sendable {
       return [.log("a job this one is after restarted: restarting (propagate)"), .signalJob(stopSignal)]
     case (.awaitingReady, .spawned), (.awaitingReady, .spawnFailed), (.awaitingReady, .allGone),
       (.awaitingReady, .blocked), (.awaitingReady, .preHookStarted), (.awaitingReady, .hookEnded),
-      (.awaitingReady, .hookStarted), (.awaitingReady, .dependenciesChanged):
+      (.awaitingReady, .hookStarted), (.awaitingReady, .dependenciesChanged),
+      (.awaitingReady, .healthPassed), (.awaitingReady, .healthFailed):
       return []
 
-    case (.running(let pid, _), .stopRequested):
+    case (.running(let pid, let since), .deadline), (.unhealthy(let pid, let since, _), .deadline):
+      var failures = 0
+      if case .unhealthy(_, _, let count) = state { failures = count }
+      if now >= healthCheckGivesUpAt {
+        return [.abandonHealthCheck] + healthFailed(pid: pid, since: since, failures: failures + 1, now: now)
+      }
+      guard now >= nextHealthCheck else { return [] }
+      nextHealthCheck = now + healthInterval
+      healthCheckGivesUpAt = now + healthTimeout
+      return [.checkHealth]
+    case (.running, .healthPassed):
+      healthCheckGivesUpAt = .infinity
+      return []
+    case (.unhealthy(let pid, let since, _), .healthPassed):
+      healthCheckGivesUpAt = .infinity
+      state = .running(pid: pid, since: since)
+      return [.log("health check passed again")]
+    case (.running(let pid, let since), .healthFailed):
+      return healthFailed(pid: pid, since: since, failures: 1, now: now)
+    case (.unhealthy(let pid, let since, let failures), .healthFailed):
+      return healthFailed(pid: pid, since: since, failures: failures + 1, now: now)
+
+    case (.running(let pid, _), .stopRequested), (.unhealthy(let pid, _, _), .stopRequested):
       state = .stopping(pid: pid, killAt: now + stopTimeout, final: .stopped)
       return [.log("stopping: \(stopSignal) to the job"), .signalJob(stopSignal)]
-    case (.running(let pid, _), .hangup):
+    case (.running(let pid, _), .hangup), (.unhealthy(let pid, _, _), .hangup):
       state = .stopping(pid: pid, killAt: now + stopTimeout, final: .lost)
       return [.log("terminal gone: stopping the job"), .signalJob(stopSignal)]
-    case (.running, .childExited(let status, let ranFor)):
+    case (.running, .childExited(let status, let ranFor)), (.unhealthy, .childExited(let status, let ranFor)):
       return ended(status, ranFor: ranFor, now: now)
-    case (.running(let pid, _), .dependencyRestarted):
+    case (.running(let pid, _), .dependencyRestarted), (.unhealthy(let pid, _, _), .dependencyRestarted):
       state = .stopping(pid: pid, killAt: now + stopTimeout, final: .starting)
       return [.log("a job this one is after restarted: restarting (propagate)"), .signalJob(stopSignal)]
-    case (.running, .spawned), (.running, .spawnFailed), (.running, .deadline),
+    case (.running, .spawned), (.running, .spawnFailed),
       (.running, .allGone), (.running, .blocked), (.running, .preHookStarted), (.running, .hookEnded),
-      (.running, .hookStarted), (.running, .dependenciesChanged), (.running, .ready):
+      (.running, .hookStarted), (.running, .dependenciesChanged), (.running, .ready),
+      (.unhealthy, .spawned), (.unhealthy, .spawnFailed), (.unhealthy, .allGone), (.unhealthy, .blocked),
+      (.unhealthy, .preHookStarted), (.unhealthy, .hookEnded), (.unhealthy, .hookStarted),
+      (.unhealthy, .dependenciesChanged), (.unhealthy, .ready):
       return []
 
     case (.waiting(let until, _), .deadline):
@@ -313,7 +395,8 @@ public struct RunnerMachine: Sendable {
     case (.waiting, .spawned), (.waiting, .spawnFailed), (.waiting, .childExited),
       (.waiting, .allGone), (.waiting, .blocked), (.waiting, .dependencyRestarted),
       (.waiting, .preHookStarted), (.waiting, .hookEnded), (.waiting, .hookStarted),
-      (.waiting(_, .backoff), .dependenciesChanged), (.waiting, .ready):
+      (.waiting(_, .backoff), .dependenciesChanged), (.waiting, .ready),
+      (.waiting, .healthPassed), (.waiting, .healthFailed):
       return []
 
     case (.stopping(_, let killAt, let final), .childExited):
@@ -339,7 +422,8 @@ public struct RunnerMachine: Sendable {
       return []
     case (.stopping, .spawned), (.stopping, .spawnFailed), (.stopping, .blocked),
       (.stopping, .dependencyRestarted), (.stopping, .preHookStarted), (.stopping, .hookEnded),
-      (.stopping, .hookStarted), (.stopping, .dependenciesChanged), (.stopping, .ready):
+      (.stopping, .hookStarted), (.stopping, .dependenciesChanged), (.stopping, .ready),
+      (.stopping, .healthPassed), (.stopping, .healthFailed):
       return []
 
     case (.ending(_, let killAt, let cause, let ranFor), .childExited):
@@ -360,7 +444,7 @@ public struct RunnerMachine: Sendable {
       return []
     case (.ending, .spawned), (.ending, .spawnFailed), (.ending, .blocked), (.ending, .dependencyRestarted),
       (.ending, .preHookStarted), (.ending, .hookEnded), (.ending, .hookStarted), (.ending, .dependenciesChanged),
-      (.ending, .ready):
+      (.ending, .ready), (.ending, .healthPassed), (.ending, .healthFailed):
       return []
 
     case (.finished, _):

@@ -3,6 +3,8 @@ import Glibc
 /// The states of SPEC.md, as published in `run/NAME.state`.
 public enum JobState: String, Sendable, CaseIterable {
   case starting, running, waiting, stopping, stopped, exited, failed, lost
+  /// Running, but failing its health check fewer than `health-retries` times in a row (SPEC: Health).
+  case unhealthy
   /// Its conf cannot be read (SPEC: Broken confs); the CLI says so, never a runner.
   case broken
 }

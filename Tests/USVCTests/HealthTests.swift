@@ -116,4 +116,43 @@ struct HealthTests {
     let zombies = ProcStat.all().filter { $0.parent == runner && $0.state == "Z" }
     #expect(zombies.isEmpty, "every probe reaped")
   }
+
+  /// A TCP server that answers until FLAG exists, then removes FLAG and stops
+  /// answering (closes its port) while it keeps running: a hung server.
+  static let hangingServer = """
+    import os, socket, sys, time
+    port, flag = int(sys.argv[1]), sys.argv[2]
+    server = socket.socket(); server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", port)); server.listen(16); server.settimeout(0.05)
+    print("listening", flush=True)
+    while not os.path.exists(flag):
+        try: server.accept()[0].close()
+        except socket.timeout: pass
+    os.remove(flag); server.close(); print("hung", flush=True)
+    while True: time.sleep(1)
+    """
+
+  @Test("--health tcp: a server that stops answering goes unhealthy, then is restarted (event unhealthy), and answers again")
+  func hungServerRestarted() throws {
+    let t = try TestHome()
+    let port = try Self.freePort()
+    let flag = t.file("hang")
+    let server = try t.script("server.py", Self.hangingServer)
+    try t.ok("start", "--ready", "tcp:\(port)", "--health", "tcp:\(port)", "hs", "/usr/bin/python3", server, String(port), flag)
+    for (key, value) in [("health-interval", "0.3"), ("health-timeout", "0.5"), ("health-retries", "3")] {
+      try t.ok("conf", "hs-1", key, value)
+    }
+    try t.ok("restart", "hs-1")
+    #expect(try eventually(within: 20) { try t.state("hs-1") == .running })
+    let firstPid = try #require(try t.pid("hs-1"))
+    #expect(FileManager.default.createFile(atPath: flag, contents: nil))
+    var sawUnhealthy = false
+    #expect(try eventually(within: 20) {
+      if try t.state("hs-1") == .unhealthy { sawUnhealthy = true }
+      return try Self.events(t, "hs-1").contains("unhealthy 3 health checks failed in a row")
+    })
+    #expect(sawUnhealthy, "unhealthy between the first failure and the third")
+    #expect(try eventually(within: 20) { try t.state("hs-1") == .running && (try t.pid("hs-1")) != firstPid })
+    #expect(try t.view("hs-1").run.restarts >= 1)
+  }
 }

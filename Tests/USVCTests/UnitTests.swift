@@ -228,6 +228,65 @@ struct RunnerMachineTests {
     #expect(m.jobState == row.shown)
   }
 
+  /// A ready machine checking health every 2 s, 1 s to answer, 2 failures in a row to restart.
+  func healthMachine() -> RunnerMachine {
+    var spec = JobSpec(name: "t-1", group: "t", command: "/bin/true")
+    spec.stopTimeout = 5
+    spec.health = "tcp:8080"
+    spec.healthInterval = 2
+    spec.healthTimeout = 1
+    spec.healthRetries = 2
+    var m = RunnerMachine(spec: spec)
+    _ = m.handle(.spawned(pid: 7), now: 0)
+    return m
+  }
+
+  @Test("liveness: a check every health-interval while ready; failures make it unhealthy, health-retries in a row restart it")
+  func liveness() {
+    var m = healthMachine()
+    #expect(m.state == .running(pid: 7, since: 0))
+    #expect(m.deadline == 2, "the first check an interval after ready")
+    #expect(m.handle(.deadline, now: 1) == [])
+    #expect(m.handle(.deadline, now: 2) == [.checkHealth])
+    #expect(m.deadline == 3, "its answer is due within health-timeout")
+    #expect(m.handle(.healthPassed, now: 2.1) == [])
+    #expect(m.state == .running(pid: 7, since: 0))
+    #expect(m.deadline == 4)
+    #expect(m.handle(.deadline, now: 4) == [.checkHealth])
+    #expect(m.handle(.healthFailed, now: 4.1) == [.log("health check failed")])
+    #expect(m.state == .unhealthy(pid: 7, since: 0, failures: 1))
+    #expect(m.jobState == .unhealthy)
+    // Passing again: running.
+    #expect(m.handle(.deadline, now: 6) == [.checkHealth])
+    #expect(m.handle(.healthPassed, now: 6.1) == [.log("health check passed again")])
+    #expect(m.jobState == .running)
+    // No answer by health-timeout is a failure; two in a row end the run.
+    #expect(m.handle(.deadline, now: 8) == [.checkHealth])
+    #expect(m.handle(.deadline, now: 9) == [.abandonHealthCheck, .log("health check failed")])
+    #expect(m.handle(.deadline, now: 10) == [.checkHealth])
+    #expect(m.handle(.healthFailed, now: 10.5) == [
+      .log("2 health checks failed in a row: restarting"), .record(event: "unhealthy", detail: "2 health checks failed in a row"),
+      .signalJob(.terminate),
+    ])
+    #expect(m.state == .ending(pid: 7, killAt: 15.5, cause: .unhealthy, ranFor: 10.5))
+    #expect(m.deadline == 15.5, "no more checks while ending")
+    _ = m.handle(.childExited(.signaled(.terminate), ranFor: 10.6), now: 10.6)
+    // Ran past stable-after (10 s): restarted at once, not a quick death.
+    #expect(m.handle(.allGone, now: 10.7) == [.recordEnd(.unhealthy, ranFor: 10.5), .spawn])
+    #expect(m.quickDeaths == 0)
+  }
+
+  @Test("unhealthy: stop, hangup and exits act as in running")
+  func unhealthyRows() {
+    var m = healthMachine()
+    m.state = .unhealthy(pid: 7, since: 0, failures: 1)
+    #expect(m.handle(.stopRequested, now: 3) == [.log("stopping: SIGTERM to the job"), .signalJob(.terminate)])
+    #expect(m.state == .stopping(pid: 7, killAt: 8, final: .stopped))
+    var e = healthMachine()
+    e.state = .unhealthy(pid: 7, since: 0, failures: 1)
+    #expect(e.handle(.childExited(.exited(0), ranFor: 20), now: 20) == [.logExit(.exited(0), ranFor: 20), .killJob, .spawn])
+  }
+
   @Test("an unready run under restart never: exited, last exit unready; without job.ready: running at exec")
   func unreadyNever() {
     var m = readinessMachine(.never)
