@@ -8,6 +8,8 @@ extension Runner {
     var next = published
     next.state = state
     next.quickDeaths = machine.quickDeaths
+    next.checksHealth = machine.checksHealth
+    next.healthFailures = machine.healthFailures
     next.killAt = 0
     if case .stopping(_, let killAt, _) = machine.state, killAt.isFinite {
       next.killAt = wallClock() + (killAt - monotonicClock())

@@ -220,6 +220,12 @@ public struct RunnerMachine: Sendable {
     }
   }
 
+  /// Health checks of this run that failed in a row.
+  public var healthFailures: Int {
+    if case .unhealthy(_, _, let failures) = state { return failures }
+    return 0
+  }
+
   /// The state as SPEC names it.
   public var jobState: JobState {
     switch state {

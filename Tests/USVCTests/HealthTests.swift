@@ -154,5 +154,15 @@ struct HealthTests {
     #expect(sawUnhealthy, "unhealthy between the first failure and the third")
     #expect(try eventually(within: 20) { try t.state("hs-1") == .running && (try t.pid("hs-1")) != firstPid })
     #expect(try t.view("hs-1").run.restarts >= 1)
+    // The health figures: status --json and show.
+    let json = try t.ok("status", "--json", "hs-1").stdout
+    let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+    let job = try #require((object["jobs"] as? [[String: Any]])?.first)
+    #expect(job["ready"] as? Bool == true)
+    #expect(job["health"] as? String == "ok")
+    #expect(job["health_failures"] as? Int == 0)
+    let show = try t.ok("show", "hs-1").stdout.split(separator: "\n")
+    #expect(show.contains("ready: true") && show.contains("health: ok") && show.contains("health-failures: 0"))
+    #expect(show.contains("job.health: tcp:\(port)"))
   }
 }

@@ -511,6 +511,8 @@ struct PureLogicTests {
     state.programDevice = 2049
     state.programInode = 131_072
     state.programModified = 1_699_999_999.123
+    state.checksHealth = true
+    state.healthFailures = 2
     state.waitingFor = "db"
     #expect(fieldsLeftAtDefault(state, RunState()) == [], "set every field, so each is round-tripped")
     #expect(RunState(decoding: state.encoded()) == state)
