@@ -24,6 +24,7 @@ extension Runner {
         count += got
       }
       guard count > 0 else { return }
+      machine.lastOutput = monotonicClock()
       // 2. The log first: it is the record. Then the pane, which may skip.
       let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
       if let error = log.append(bytes) {

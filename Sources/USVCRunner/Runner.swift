@@ -310,6 +310,12 @@ public struct Runner {
       case .probeReadiness: probeReadiness()
       case .checkHealth: checkHealth()
       case .abandonHealthCheck: dropHealthCheck()
+      case .measureMemory:
+        // The whole tree, as `status` sums it: the job's group and every other descendant.
+        let bytes = ProcStat.descendantPids(of: getpid(), singleThreaded: true).reduce(UInt64(0)) {
+          $0 + (ProcStat.read($1)?.residentPages ?? 0) * UInt64(sysconf(Int32(_SC_PAGESIZE)))
+        }
+        next = next ?? .memoryMeasured(bytes)
       case .spawn, .spawnProgram, .killJob, .killHook: break
       }
     }

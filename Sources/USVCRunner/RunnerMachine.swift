@@ -77,6 +77,8 @@ public struct RunnerMachine: Sendable {
     case ready
     /// A health check (`job.health`) passed, or failed (exit, refusal, or no answer by `health-timeout`).
     case healthPassed, healthFailed
+    /// The job's whole tree uses this many bytes of RSS (answer to `measureMemory`).
+    case memoryMeasured(UInt64)
   }
 
   public enum Action: Equatable, Sendable {
@@ -101,6 +103,8 @@ public struct RunnerMachine: Sendable {
     case checkHealth
     /// The health check in flight took longer than `health-timeout`: drop it (it failed).
     case abandonHealthCheck
+    /// Sum the RSS of the job's process tree (it answers `.memoryMeasured`).
+    case measureMemory
     /// Write an event to the stream (`ready`, `unready`, …).
     case record(event: String, detail: String)
     /// A run usvc ended (`EndCause`) is over: its figures as for an exit.
@@ -144,6 +148,14 @@ public struct RunnerMachine: Sendable {
   /// want of an answer (`.infinity`: none); both only while ready.
   public private(set) var nextHealthCheck = Double.infinity
   public private(set) var healthCheckGivesUpAt = Double.infinity
+  /// Watchdogs: seconds without output (`silence-max`), bytes of tree RSS
+  /// (`memory-max`); 0: none. `lastOutput` is set by the executor as output comes.
+  public private(set) var silenceMax: Double = 0
+  public private(set) var memoryMax: UInt64 = 0
+  public var lastOutput: Double = 0
+  public private(set) var nextMemoryCheck = Double.infinity
+  /// How often the tree's memory is measured while a run lives.
+  public static let memoryCheckInterval: Double = 1
 
   public init(spec: JobSpec, quickDeaths: Int = 0) {
     self.quickDeaths = quickDeaths
@@ -165,9 +177,34 @@ public struct RunnerMachine: Sendable {
     healthInterval = spec.healthInterval
     healthTimeout = spec.healthTimeout
     healthRetries = max(1, spec.healthRetries)
+    silenceMax = spec.silenceMax
+    memoryMax = UInt64(max(0, spec.memoryMax))
+  }
+
+  /// When the silence watchdog fires, if it watches.
+  var silenceDue: Double { silenceMax > 0 ? lastOutput + silenceMax : .infinity }
+
+  /// The watchdogs' part of a live run's `.deadline`: silence, or the memory measure.
+  private mutating func watchdogs(pid: Int32, since: Double, now: Double) -> [Action]? {
+    if now >= silenceDue {
+      let detail = "no output for \(format(silenceMax))"
+      return [.log("\(detail): restarting"), .record(event: "silent", detail: detail)]
+        + endRun(pid: pid, since: since, cause: .silent, now: now)
+    }
+    if now >= nextMemoryCheck {
+      nextMemoryCheck = now + Self.memoryCheckInterval
+      return [.measureMemory]
+    }
+    return nil
   }
 
   /// The run became ready as `pid` (exec'd `since`): `running`, health checks from an interval on.
+  /// A run was exec'd `now`: the watchdogs start watching.
+  private mutating func runBegan(now: Double) {
+    lastOutput = now
+    nextMemoryCheck = memoryMax > 0 ? now + Self.memoryCheckInterval : .infinity
+  }
+
   private mutating func becameReady(pid: Int32, since: Double, now: Double) {
     state = .running(pid: pid, since: since)
     nextHealthCheck = checksHealth ? now + healthInterval : .infinity
@@ -179,6 +216,7 @@ public struct RunnerMachine: Sendable {
     state = .ending(pid: pid, killAt: now + stopTimeout, cause: cause, ranFor: now - since)
     nextHealthCheck = .infinity
     healthCheckGivesUpAt = .infinity
+    nextMemoryCheck = .infinity
     return [.signalJob(stopSignal)]
   }
 
@@ -212,9 +250,9 @@ public struct RunnerMachine: Sendable {
     case .waiting(let until, _): return until.isFinite ? until : nil
     case .preStart(_, let killAt): return killAt.isFinite ? killAt : nil
     case .stopping(_, let killAt, _), .ending(_, let killAt, _, _): return killAt.isFinite ? killAt : nil
-    case .awaitingReady(_, _, let probeAt, let giveUpAt): return min(probeAt, giveUpAt)
+    case .awaitingReady(_, _, let probeAt, let giveUpAt): return min(probeAt, giveUpAt, silenceDue, nextMemoryCheck)
     case .running, .unhealthy:
-      let due = min(nextHealthCheck, healthCheckGivesUpAt)
+      let due = min(nextHealthCheck, healthCheckGivesUpAt, silenceDue, nextMemoryCheck)
       return due.isFinite ? due : nil
     case .starting, .finished: return nil
     }
@@ -263,6 +301,7 @@ public struct RunnerMachine: Sendable {
   mutating func handleState(_ event: Event, now: Double) -> [Action] {
     switch (state, event) {
     case (.starting, .spawned(let pid)):
+      runBegan(now: now)
       // The first probe at once: a job may be ready before the first interval.
       if probesReadiness {
         state = .awaitingReady(pid: pid, since: now, probeAt: now, giveUpAt: now + readyTimeout)
@@ -290,7 +329,7 @@ public struct RunnerMachine: Sendable {
     case (.starting, .childExited), (.starting, .deadline), (.starting, .allGone),
       (.starting, .dependencyRestarted), (.starting, .hookEnded), (.starting, .hookStarted),
       (.starting, .dependenciesChanged), (.starting, .ready),
-      (.starting, .healthPassed), (.starting, .healthFailed):
+      (.starting, .healthPassed), (.starting, .healthFailed), (.starting, .memoryMeasured):
       return []
 
     case (.preStart(let hook, _), .hookEnded(let pid)):
@@ -310,13 +349,14 @@ public struct RunnerMachine: Sendable {
     case (.preStart, .spawned), (.preStart, .spawnFailed), (.preStart, .childExited), (.preStart, .allGone),
       (.preStart, .blocked), (.preStart, .preHookStarted), (.preStart, .dependencyRestarted),
       (.preStart, .hookStarted), (.preStart, .dependenciesChanged), (.preStart, .ready),
-      (.preStart, .healthPassed), (.preStart, .healthFailed):
+      (.preStart, .healthPassed), (.preStart, .healthFailed), (.preStart, .memoryMeasured):
       return []
 
     case (.awaitingReady(let pid, let since, _, _), .ready):
       becameReady(pid: pid, since: since, now: now)
       return [.log("ready after \(format(now - since))"), .record(event: "ready", detail: format(now - since))]
     case (.awaitingReady(let pid, let since, let probeAt, let giveUpAt), .deadline):
+      if now < giveUpAt, let actions = watchdogs(pid: pid, since: since, now: now) { return actions }
       if now >= giveUpAt {
         return [
           .log("not ready after \(format(readyTimeout)): stopping the run"),
@@ -344,6 +384,7 @@ public struct RunnerMachine: Sendable {
       return []
 
     case (.running(let pid, let since), .deadline), (.unhealthy(let pid, let since, _), .deadline):
+      if let actions = watchdogs(pid: pid, since: since, now: now) { return actions }
       var failures = 0
       if case .unhealthy(_, _, let count) = state { failures = count }
       if now >= healthCheckGivesUpAt {
@@ -364,6 +405,13 @@ public struct RunnerMachine: Sendable {
       return healthFailed(pid: pid, since: since, failures: 1, now: now)
     case (.unhealthy(let pid, let since, let failures), .healthFailed):
       return healthFailed(pid: pid, since: since, failures: failures + 1, now: now)
+
+    case (.running(let pid, let since), .memoryMeasured(let bytes)), (.unhealthy(let pid, let since, _), .memoryMeasured(let bytes)),
+      (.awaitingReady(let pid, let since, _, _), .memoryMeasured(let bytes)):
+      guard memoryMax > 0, bytes > memoryMax else { return [] }
+      let detail = "\(bytes) bytes, above memory-max \(memoryMax)"
+      return [.log("memory \(detail): restarting"), .record(event: "memory", detail: detail)]
+        + endRun(pid: pid, since: since, cause: .memory, now: now)
 
     case (.running(let pid, _), .stopRequested), (.unhealthy(let pid, _, _), .stopRequested):
       state = .stopping(pid: pid, killAt: now + stopTimeout, final: .stopped)
@@ -402,7 +450,7 @@ public struct RunnerMachine: Sendable {
       (.waiting, .allGone), (.waiting, .blocked), (.waiting, .dependencyRestarted),
       (.waiting, .preHookStarted), (.waiting, .hookEnded), (.waiting, .hookStarted),
       (.waiting(_, .backoff), .dependenciesChanged), (.waiting, .ready),
-      (.waiting, .healthPassed), (.waiting, .healthFailed):
+      (.waiting, .healthPassed), (.waiting, .healthFailed), (.waiting, .memoryMeasured):
       return []
 
     case (.stopping(_, let killAt, let final), .childExited):
@@ -429,7 +477,7 @@ public struct RunnerMachine: Sendable {
     case (.stopping, .spawned), (.stopping, .spawnFailed), (.stopping, .blocked),
       (.stopping, .dependencyRestarted), (.stopping, .preHookStarted), (.stopping, .hookEnded),
       (.stopping, .hookStarted), (.stopping, .dependenciesChanged), (.stopping, .ready),
-      (.stopping, .healthPassed), (.stopping, .healthFailed):
+      (.stopping, .healthPassed), (.stopping, .healthFailed), (.stopping, .memoryMeasured):
       return []
 
     case (.ending(_, let killAt, let cause, let ranFor), .childExited):
@@ -450,7 +498,7 @@ public struct RunnerMachine: Sendable {
       return []
     case (.ending, .spawned), (.ending, .spawnFailed), (.ending, .blocked), (.ending, .dependencyRestarted),
       (.ending, .preHookStarted), (.ending, .hookEnded), (.ending, .hookStarted), (.ending, .dependenciesChanged),
-      (.ending, .ready), (.ending, .healthPassed), (.ending, .healthFailed):
+      (.ending, .ready), (.ending, .healthPassed), (.ending, .healthFailed), (.ending, .memoryMeasured):
       return []
 
     case (.finished, _):

@@ -165,4 +165,35 @@ struct HealthTests {
     #expect(show.contains("ready: true") && show.contains("health: ok") && show.contains("health-failures: 0"))
     #expect(show.contains("job.health: tcp:\(port)"))
   }
+
+  @Test("silence-max: a job that goes quiet is restarted, event silent; one that talks is left alone")
+  func silentRestarted() throws {
+    let t = try TestHome()
+    try t.ok("start", "quiet", "/bin/sh", "-c", "echo hello; exec sleep 1000")
+    try t.ok("start", "chatty", "/bin/sh", "-c", "while :; do echo tick; sleep 0.2; done")
+    for job in ["quiet-1", "chatty-1"] {
+      try t.ok("conf", job, "silence-max", "1")
+      try t.ok("restart", job)
+    }
+    #expect(try eventually(within: 20) { try Self.events(t, "quiet-1").contains("silent no output for 1s") })
+    #expect(try eventually(within: 20) { try t.view("quiet-1").run.restarts >= 2 })
+    #expect(try t.view("quiet-1").run.lastExit == "silent" || t.state("quiet-1") == .running)
+    #expect(try !Self.events(t, "chatty-1").contains { $0.hasPrefix("silent") })
+    #expect(try t.view("chatty-1").run.restarts == 1, "only the restart the test asked for")
+  }
+
+  @Test("memory-max: a job whose tree grows past it is restarted, event memory (the job runs under ulimit -v 1 GiB)")
+  func memoryRestarted() throws {
+    let t = try TestHome()
+    // A child (the tree, not the main pid) allocates 8 MiB every 50 ms, touched, up to 400 MiB.
+    let grow = "import time\nblocks=[]\nfor i in range(50):\n    blocks.append(bytearray(8<<20)); time.sleep(0.05)\ntime.sleep(1000)"
+    try t.ok("start", "hog", "/bin/sh", "-c", "ulimit -v 1048576; python3 -c \"$0\"; sleep 1000", grow)
+    try t.ok("conf", "hog-1", "memory-max", "64M")
+    try t.ok("restart", "hog-1")
+    #expect(try eventually(within: 30) { try Self.events(t, "hog-1").contains { $0.hasPrefix("memory ") } })
+    let detail = try #require(try Self.events(t, "hog-1").first { $0.hasPrefix("memory ") })
+    let bytes = try #require(UInt64(detail.dropFirst(7).prefix { $0 != " " }))
+    #expect(bytes > 64 << 20 && bytes < 200 << 20, "caught soon after it passed 64 MiB: \(bytes)")
+    #expect(try eventually(within: 20) { try t.view("hog-1").run.lastExit == "memory" })
+  }
 }

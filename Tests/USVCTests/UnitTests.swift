@@ -276,6 +276,35 @@ struct RunnerMachineTests {
     #expect(m.quickDeaths == 0)
   }
 
+  @Test("watchdogs: silence-max ends a quiet run (event silent); memory-max ends one whose tree grew past it (event memory)")
+  func watchdogs() {
+    var spec = JobSpec(name: "t-1", group: "t", command: "/bin/true")
+    spec.stopTimeout = 5
+    spec.silenceMax = 3
+    spec.memoryMax = 1000
+    var m = RunnerMachine(spec: spec)
+    _ = m.handle(.spawned(pid: 7), now: 0)
+    #expect(m.deadline == 1, "memory measured every second")
+    #expect(m.handle(.deadline, now: 1) == [.measureMemory])
+    #expect(m.handle(.memoryMeasured(1000), now: 1) == [], "at the limit is not above it")
+    m.lastOutput = 2.5
+    #expect(m.handle(.deadline, now: 3) == [.measureMemory], "output at 2.5 s: not silent at 3 s")
+    #expect(m.deadline == 4)
+    #expect(m.handle(.deadline, now: 5.5) == [
+      .log("no output for 3s: restarting"), .record(event: "silent", detail: "no output for 3s"), .signalJob(.terminate),
+    ])
+    #expect(m.state == .ending(pid: 7, killAt: 10.5, cause: .silent, ranFor: 5.5))
+    var big = RunnerMachine(spec: spec)
+    _ = big.handle(.spawned(pid: 8), now: 0)
+    #expect(big.handle(.memoryMeasured(1001), now: 1) == [
+      .log("memory 1001 bytes, above memory-max 1000: restarting"),
+      .record(event: "memory", detail: "1001 bytes, above memory-max 1000"), .signalJob(.terminate),
+    ])
+    #expect(big.state == .ending(pid: 8, killAt: 6, cause: .memory, ranFor: 1))
+    _ = big.handle(.childExited(.signaled(.terminate), ranFor: 1), now: 1.1)
+    #expect(big.handle(.allGone, now: 1.2) == [.recordEnd(.memory, ranFor: 1), .log("quick death 1 in a row: waiting 1s before restarting")])
+  }
+
   @Test("unhealthy: stop, hangup and exits act as in running")
   func unhealthyRows() {
     var m = healthMachine()
