@@ -4,9 +4,13 @@ import USVCSys
 /// Readiness probes (SPEC: Health), run from the one poll: the machine says
 /// when (`probeReadiness`), the answer comes back as its `.ready` event.
 extension Runner {
-  /// Starts one readiness check. A check still in flight from the last
-  /// interval has taken too long: it failed, and a new one starts.
+  /// Starts one readiness check. One still in flight is left to finish (a
+  /// slow server answers later than `ready-interval`) until it is older than
+  /// `health-timeout`: then it failed, and a new one starts.
   mutating func probeReadiness() {
+    let now = monotonicClock()
+    if readinessCheck != nil || readinessExec > 0, now - readinessCheckBegan < spec.healthTimeout { return }
+    readinessCheckBegan = now
     readinessCheck?.close()
     readinessCheck = nil
     if readinessExec > 0 {

@@ -57,6 +57,8 @@ public struct Runner {
   var readyLine: [UInt8] = []
   /// `job.ready exec:COMMAND` running as this process group (0: none), reaped through the signalfd.
   var readinessExec: pid_t = 0
+  /// When the readiness check in flight began (monotonic).
+  var readinessCheckBegan: Double = 0
   /// The health check in flight: a tcp/http connection, or an `exec:` process group (0: none).
   var healthCheck: ProbeConnection?
   var healthExec: pid_t = 0

@@ -196,4 +196,21 @@ struct HealthTests {
     #expect(bytes > 64 << 20 && bytes < 200 << 20, "caught soon after it passed 64 MiB: \(bytes)")
     #expect(try eventually(within: 20) { try t.view("hog-1").run.lastExit == "memory" })
   }
+
+  @Test("--ready http://: a server slower to answer than ready-interval still gets its check answered (not abandoned each interval)")
+  func slowAnswerStillReady() throws {
+    let t = try TestHome()
+    let port = try Self.freePort()
+    let slow = """
+      import socket, sys, time
+      server = socket.socket(); server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+      server.bind(("127.0.0.1", int(sys.argv[1]))); server.listen(64)
+      while True:
+          connection = server.accept()[0]; time.sleep(0.4)
+          connection.sendall(b"HTTP/1.0 204 No Content\\r\\n\\r\\n"); connection.close()
+      """
+    let server = try t.script("slow.py", slow)
+    try t.ok("start", "--ready", "http://127.0.0.1:\(port)/", "slow", "/usr/bin/python3", server, String(port))
+    #expect(try eventually(within: 20) { try t.state("slow-1") == .running })
+  }
 }
