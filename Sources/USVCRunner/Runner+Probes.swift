@@ -1,3 +1,4 @@
+import CShims
 import Glibc
 import USVCSys
 
@@ -121,5 +122,38 @@ extension Runner {
     guard outcome != .pending else { return }
     check.close()
     perform(machine.handle(outcome == .passed ? .healthPassed : .healthFailed, now: monotonicClock()))
+  }
+
+  /// The write end of the ready pipe, made on first use; nil when no pipe can be made.
+  mutating func openReadyPipe() -> Int32? {
+    if readyPipeWrite < 0 {
+      var ends: [Int32] = [-1, -1]
+      guard usvc_pipe_cloexec(&ends) == 0 else { return nil }
+      _ = fcntl(ends[0], F_SETFL, O_NONBLOCK)
+      _ = fcntl(ends[1], F_SETFL, O_NONBLOCK)
+      (readyPipeRead, readyPipeWrite) = (ends[0], ends[1])
+    }
+    return readyPipeWrite
+  }
+
+  /// Drops what an earlier run wrote, so that only this run's newline counts.
+  func drainReadyPipe() {
+    guard readyPipeRead >= 0 else { return }
+    var chunk: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    while withUnsafeMutableBytes(of: &chunk, { Glibc.read(readyPipeRead, $0.baseAddress, $0.count) }) > 0 {}
+  }
+
+  /// The job wrote to USVC_READY_FD: a newline means ready; other bytes are ignored.
+  mutating func readReadyPipe() {
+    var chunk: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    var newline = false
+    while true {
+      let count = withUnsafeMutableBytes(of: &chunk) { Glibc.read(readyPipeRead, $0.baseAddress, $0.count) }
+      guard count > 0 else { break }
+      withUnsafeBytes(of: &chunk) { if $0.prefix(count).contains(UInt8(ascii: "\n")) { newline = true } }
+    }
+    if newline, case .awaitingReady = machine.state, spec.ready == "notify" {
+      perform(machine.handle(.ready, now: monotonicClock()))
+    }
   }
 }

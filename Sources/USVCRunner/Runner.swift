@@ -59,6 +59,10 @@ public struct Runner {
   var readinessExec: pid_t = 0
   /// When the readiness check in flight began (monotonic).
   var readinessCheckBegan: Double = 0
+  /// `job.ready notify`: the pipe whose write end each run gets as USVC_READY_FD
+  /// (made once, kept across runs; -1 until needed).
+  var readyPipeRead: Int32 = -1
+  var readyPipeWrite: Int32 = -1
   /// The health check in flight: a tcp/http connection, or an `exec:` process group (0: none).
   var healthCheck: ProbeConnection?
   var healthExec: pid_t = 0
@@ -172,6 +176,7 @@ public struct Runner {
       pollfd(fd: watches.timer, events: Int16(POLLIN), revents: 0),
       pollfd(fd: readinessCheck?.fd ?? -1, events: readinessCheck?.events ?? 0, revents: 0),
       pollfd(fd: healthCheck?.fd ?? -1, events: healthCheck?.events ?? 0, revents: 0),
+      pollfd(fd: readyPipeRead, events: Int16(POLLIN), revents: 0),
     ]
     var timeout: Int32 = -1
     if let deadline = machine.deadline {
@@ -194,6 +199,7 @@ public struct Runner {
     if fds[0].revents != 0 { handleSignals() }
     if fds[6].revents != 0 { advanceReadinessCheck() }
     if fds[7].revents != 0 { advanceHealthCheck() }
+    if fds[8].revents != 0 { readReadyPipe() }
     if let deadline = machine.deadline, monotonicClock() >= deadline {
       perform(machine.handle(.deadline, now: monotonicClock()))
     }

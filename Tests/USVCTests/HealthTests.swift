@@ -213,4 +213,15 @@ struct HealthTests {
     try t.ok("start", "--ready", "http://127.0.0.1:\(port)/", "slow", "/usr/bin/python3", server, String(port))
     #expect(try eventually(within: 20) { try t.state("slow-1") == .running })
   }
+
+  @Test("--ready notify: a newline on USVC_READY_FD (s6 style) makes the run ready; garbage before it does not")
+  func notifyFd() throws {
+    let t = try TestHome()
+    let script = "sleep 0.5; printf garbage >&$USVC_READY_FD; sleep 0.5; echo >&$USVC_READY_FD; exec sleep 1000"
+    try t.ok("start", "--ready", "notify", "nt", "/bin/sh", "-c", script)
+    usleep(700_000)
+    #expect(try t.state("nt-1") == .starting, "garbage without a newline is not ready")
+    #expect(try eventually(within: 20) { try t.state("nt-1") == .running })
+    #expect(try Self.events(t, "nt-1").contains { $0.hasPrefix("ready ") })
+  }
 }
