@@ -521,6 +521,31 @@ public struct Supervisor: Sendable {
     }
   }
 
+  /// `restart --rolling` (SPEC: restart): one job at a time in the order
+  /// given (natural order), each `running` (ready) before the next is
+  /// touched. A job not ready within its `ready-timeout` (plus 2 s for the
+  /// restart itself) stops the roll there; the rest keep running untouched.
+  public func restartRolling(_ names: [String], started: (Launched) -> Void) throws(UsvcError) {
+    for (index, name) in names.enumerated() {
+      try restart([name], started: started)
+      let spec = readFile(home.paths(name).spec).flatMap { JobSpec(decoding: $0, includingEnvironment: false) }
+      let limit = (spec?.readyTimeout ?? 60) + 2
+      let deadline = monotonicClock() + limit
+      var ready = false
+      while monotonicClock() < deadline {
+        let job = view(name)
+        if job.runner != nil && job.run.state == .running { ready = true; break }
+        if [.waiting, .exited, .failed, .stopped, .lost].contains(job.run.state) && job.run.runs > 0 { break }
+        usleep(5000)
+      }
+      if !ready {
+        let rest = names.dropFirst(index + 1)
+        let untouched = rest.isEmpty ? "" : "; not restarted: " + rest.joined(separator: " ")
+        throw .cannotStart(job: name, why: "not ready within \(StatusFormat.decimal(spec?.readyTimeout ?? 60, places: 1))s: rolling restart stopped there\(untouched)")
+      }
+    }
+  }
+
   /// Why a job whose conf cannot be used is not started.
   static func cannotStart(_ job: JobView) -> UsvcError {
     switch job.conf {

@@ -224,4 +224,77 @@ struct HealthTests {
     #expect(try eventually(within: 20) { try t.state("nt-1") == .running })
     #expect(try Self.events(t, "nt-1").contains { $0.hasPrefix("ready ") })
   }
+
+  /// Whether something answers a TCP connect on `port` within 200 ms.
+  static func answers(_ port: UInt16) -> Bool {
+    guard let check = ProbeConnection(.tcp(host: "127.0.0.1", port: port)) else { return false }
+    defer { check.close() }
+    var check2 = check
+    var fds = [pollfd(fd: check.fd, events: check.events, revents: 0)]
+    guard poll(&fds, 1, 200) == 1 else { return false }
+    return check2.advance() == .passed
+  }
+
+  @Test("restart --rolling: one replica at a time, each ready before the next: at every poll at least 2 of 3 answer")
+  func rollingKeepsTwoUp() throws {
+    let t = try TestHome()
+    var ports: [UInt16] = []
+    while ports.count < 3 {  // Three different ports: the kernel may hand out one it just gave.
+      let port = try Self.freePort()
+      if !ports.contains(port) { ports.append(port) }
+    }
+    // Each replica opens its port 0.5 s after exec; its readiness is that port.
+    for (index, port) in ports.enumerated() {
+      try t.ok("start", "--ready", "tcp:\(port)", "rep\(index + 1)", "/bin/sh", "-c",
+               "sleep 0.5; exec python3 -m http.server \(port) --bind 127.0.0.1")
+    }
+    #expect(try eventually(within: 20) { try (1...3).allSatisfy { try t.state("rep\($0)-1") == .running } })
+    // The roll runs beside a client polling the three ports.
+    let roll = try Thread.detachNewRolling(t, ["restart", "--rolling", "rep1", "rep2", "rep3"])
+    var polls = 0
+    var fewest = 3
+    while !roll.done {
+      fewest = min(fewest, ports.filter(Self.answers).count)
+      polls += 1
+      usleep(20_000)
+    }
+    #expect(roll.outcome?.status == 0, "\(roll.outcome?.stderr ?? "")")
+    #expect(polls > 10, "the client polled throughout the roll (\(polls) polls)")
+    #expect(fewest >= 2, "at least 2 of 3 answered at every poll")
+    let restarts = try (1...3).map { try t.view("rep\($0)-1").run.restarts }
+    #expect(restarts == [1, 1, 1], "each restarted once, by the roll")
+  }
+
+  @Test("restart --rolling stops at a replica that never becomes ready: one usvc: line, exit 1, the rest untouched")
+  func rollingStops() throws {
+    let t = try TestHome()
+    let deaf = try Self.freePort()
+    try t.ok("start", "-n", "3", "--ready", "exec:true", "r", "/bin/sleep", "1000")
+    try t.ok("conf", "r-2", "ready", "tcp:\(deaf)")
+    try t.ok("conf", "r-2", "ready-timeout", "1")
+    let before = try t.pid("r-3")
+    let outcome = try t.usvc("restart", "--rolling", "r")
+    #expect(outcome.status == 1)
+    #expect(outcome.stderr == "usvc: cannot start r-2: not ready within 1.0s: rolling restart stopped there; not restarted: r-3\n")
+    #expect(try t.pid("r-3") == before && t.state("r-3") == .running, "r-3 untouched")
+    #expect(try t.state("r-1") == .running && t.view("r-1").run.restarts == 1)
+  }
+}
+
+/// A usvc command run on a thread of its own, so a test can watch while it runs.
+final class BackgroundCommand: @unchecked Sendable {
+  private let lock = NSLock()
+  private var result: Outcome?
+  private var finished = false
+  var done: Bool { lock.withLock { finished } }
+  var outcome: Outcome? { lock.withLock { result } }
+  func finish(_ outcome: Outcome?) { lock.withLock { result = outcome; finished = true } }
+}
+
+extension Thread {
+  static func detachNewRolling(_ t: TestHome, _ arguments: [String]) throws -> BackgroundCommand {
+    let command = BackgroundCommand()
+    Thread.detachNewThread { command.finish(try? t.usvc(arguments)) }
+    return command
+  }
 }

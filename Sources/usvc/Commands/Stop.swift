@@ -24,6 +24,8 @@ extension USVC {
     static let configuration = CommandConfiguration(
       commandName: "restart", abstract: "Stop jobs (if running), then start them again with a fresh back-off.")
     @OptionGroup var selection: SelectorArguments
+    @Flag(help: "One job at a time, each ready (running) before the next.")
+    var rolling = false
 
     func validate() throws {
       if selection.selectors.isEmpty { throw ValidationError("name the jobs to restart (a job, a group, all, live or dead)") }
@@ -31,7 +33,12 @@ extension USVC {
 
     func run() throws {
       let supervisor = try USVC.supervisor()
-      try supervisor.restart(try supervisor.select(selection.selectors)) { output($0.description) }
+      let names = try supervisor.select(selection.selectors)
+      if rolling {
+        try supervisor.restartRolling(names) { output($0.description) }
+      } else {
+        try supervisor.restart(names) { output($0.description) }
+      }
     }
   }
 
