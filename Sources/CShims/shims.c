@@ -6,7 +6,10 @@
 #include <pty.h>
 #include <sched.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -137,6 +140,19 @@ static int spawn_child(void *argument) {
       }
       break;
     case USVC_FD_CLOSE_FROM: close_from(action->fd); break;
+    case USVC_SET_LIMIT: {
+      // Soft and hard alike; a hard limit this process may not raise (EPERM,
+      // inherited lower) stays, and the soft one goes as high as it allows.
+      struct rlimit wanted = {action->limit, action->limit};
+      if (setrlimit(action->fd, &wanted) < 0) {
+        struct rlimit current;
+        if (getrlimit(action->fd, &current) < 0) goto failed;
+        wanted.rlim_max = current.rlim_max;
+        if (wanted.rlim_cur > current.rlim_max) wanted.rlim_cur = current.rlim_max;
+        if (setrlimit(action->fd, &wanted) < 0) goto failed;
+      }
+      break;
+    }
     }
   }
   if (request->directory && chdir(request->directory) < 0) goto failed;
@@ -233,3 +249,38 @@ int usvc_terminal_guard(int fd, const struct termios *saved, const char *bytes, 
 }
 
 int usvc_wcwidth(unsigned int scalar) { return wcwidth((wchar_t)scalar); }
+
+int usvc_tcp_connect_start(const char *host, int port) {
+  struct sockaddr_storage address;
+  memset(&address, 0, sizeof address);
+  socklen_t length;
+  struct sockaddr_in *v4 = (struct sockaddr_in *)&address;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&address;
+  if (strcmp(host, "localhost") == 0) host = "127.0.0.1";
+  if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons((uint16_t)port);
+    length = sizeof *v4;
+  } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons((uint16_t)port);
+    length = sizeof *v6;
+  } else {
+    return -EAFNOSUPPORT;
+  }
+  int fd = socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  if (connect(fd, (struct sockaddr *)&address, length) < 0 && errno != EINPROGRESS) {
+    int error = errno;
+    close(fd);
+    return -error;
+  }
+  return fd;
+}
+
+int usvc_socket_error(int fd) {
+  int error = 0;
+  socklen_t length = sizeof error;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) < 0) return errno;
+  return error;
+}

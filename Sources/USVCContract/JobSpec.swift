@@ -27,7 +27,7 @@ public func fileIdentity(_ info: stat) -> String {
 /// `run/NAME.spec` from the job's conf each time the conf changes, so that the
 /// runner needs no libgit2 (PLATFORM-NOTES: its start-up cost per process).
 ///
-/// Format: `key NUL value NUL`, repeated; `arg` and `env` repeat in order.
+/// Format: `key NUL value NUL`, repeated, in the order of `JobKeys.all`; list keys repeat in order.
 /// Values are lossless text (`String(lossless:)`): the file holds their exact bytes.
 public struct JobSpec: Equatable, Sendable {
   public var name: String
@@ -61,6 +61,20 @@ public struct JobSpec: Equatable, Sendable {
   public var hookTimeout: Double = 10
   /// The umask of the user who ran `start`, given to the job (usvc itself runs with 077).
   public var umask: mode_t = 0o022
+  /// Health (SPEC: Health). `ready`/`health`: a `Probe` SPEC, "" for none (ready once exec'd; no check).
+  public var ready: String = ""
+  public var readyTimeout: Double = 60
+  public var readyInterval: Double = 0.1
+  public var health: String = ""
+  public var healthInterval: Double = 10
+  public var healthTimeout: Double = 5
+  public var healthRetries: Int = 3
+  /// Seconds without output before a restart; 0: no watchdog.
+  public var silenceMax: Double = 0
+  /// Bytes of the job's tree RSS before a restart; 0: no watchdog.
+  public var memoryMax: Int = 0
+  /// `NAME=VALUE` resource limits (`ResourceLimit`), set before exec.
+  public var limits: [String] = []
   /// Which version of `jobs/NAME.conf` this spec was made from (`ConfIdentity`):
   /// a conf that no longer matches was changed by hand, and is checked again.
   public var confIdentity: String = ""
@@ -82,29 +96,9 @@ public struct JobSpec: Equatable, Sendable {
       out.append(contentsOf: value.losslessBytes)
       out.append(0)
     }
-    put("name", name)
-    put("group", group)
-    put("cmd", command)
-    for argument in arguments { put("arg", argument) }
-    for variable in environment { put("env", variable) }
-    put("cwd", directory)
-    put("restart", restart.rawValue)
-    put("stop-signal", String(stopSignal.rawValue))
-    put("stop-timeout", String(stopTimeout))
-    put("stable-after", String(stableAfter))
-    put("backoff-max", String(backoffMax))
-    put("log-max-bytes", String(logMaxBytes))
-    put("log-keep", String(logKeep))
-    put("scrollback", String(scrollback))
-    put("desired", desiredRunning ? "running" : "stopped")
-    for dependency in after { put("after", dependency) }
-    put("after-delay", String(afterDelay))
-    put("propagate", propagate ? "true" : "false")
-    for word in pre { put("pre", word) }
-    for word in post { put("post", word) }
-    for word in onFailure { put("on-failure", word) }
-    put("hook-timeout", String(hookTimeout))
-    put("umask", String(umask))
+    for key in JobKeys.all {
+      for value in key.encode(self) { put(key.specName, value) }
+    }
     put("conf-identity", confIdentity)
     return out
   }
@@ -142,29 +136,10 @@ public struct JobSpec: Equatable, Sendable {
     guard let name, let group, let command else { return nil }
     self.init(name: name, group: group, command: command)
     for (key, value) in fields {
-      switch key {
-      case "arg": arguments.append(value)
-      case "env": environment.append(value)
-      case "cwd": directory = value
-      case "restart": restart = RestartPolicy(rawValue: value) ?? .always
-      case "stop-signal": stopSignal = Int32(value).map { Signal(rawValue: $0) } ?? .terminate
-      case "stop-timeout": stopTimeout = Double(value) ?? stopTimeout
-      case "stable-after": stableAfter = Double(value) ?? stableAfter
-      case "backoff-max": backoffMax = Double(value) ?? backoffMax
-      case "log-max-bytes": logMaxBytes = Int(value) ?? logMaxBytes
-      case "log-keep": logKeep = Int(value) ?? logKeep
-      case "scrollback": scrollback = Int(value) ?? scrollback
-      case "desired": desiredRunning = value != "stopped"
-      case "after": after.append(value)
-      case "after-delay": afterDelay = Double(value) ?? 0
-      case "propagate": propagate = value == "true"
-      case "pre": pre.append(value)
-      case "post": post.append(value)
-      case "on-failure": onFailure.append(value)
-      case "hook-timeout": hookTimeout = Double(value) ?? hookTimeout
-      case "umask": umask = mode_t(value) ?? umask
-      case "conf-identity": confIdentity = value
-      default: break
+      if key == "conf-identity" {
+        confIdentity = value
+      } else {
+        JobKeys.bySpecName[key]?.decode(&self, value)
       }
     }
   }

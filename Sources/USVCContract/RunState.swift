@@ -4,6 +4,8 @@ import USVCSys
 /// The states of SPEC.md, as published in `run/NAME.state`.
 public enum JobState: String, Sendable, CaseIterable {
   case starting, running, waiting, stopping, stopped, exited, failed, lost
+  /// Running, but failing its health check fewer than `health-retries` times in a row (SPEC: Health).
+  case unhealthy
   /// Its conf cannot be read (SPEC: Broken confs); the CLI says so, never a runner.
   case broken
 }
@@ -50,6 +52,10 @@ public struct RunState: Equatable, Sendable {
   public var programDevice: UInt64 = 0
   public var programInode: UInt64 = 0
   public var programModified: Double = 0
+  /// Whether runs are checked for health (`job.health`), and how many checks
+  /// of this run failed in a row (SPEC: Health).
+  public var checksHealth = false
+  public var healthFailures: Int = 0
 
   public init() {}
 
@@ -77,6 +83,8 @@ public struct RunState: Equatable, Sendable {
     program-dev=\(programDevice)
     program-ino=\(programInode)
     program-mtime=\(programModified)
+    checks-health=\(checksHealth ? 1 : 0)
+    health-failures=\(healthFailures)
     end=1
 
     """
@@ -108,6 +116,8 @@ public struct RunState: Equatable, Sendable {
       case "program-dev": programDevice = UInt64(value) ?? 0
       case "program-ino": programInode = UInt64(value) ?? 0
       case "program-mtime": programModified = Double(value) ?? 0
+      case "checks-health": checksHealth = value == "1"
+      case "health-failures": healthFailures = Int(value) ?? 0
       default: break
       }
     }

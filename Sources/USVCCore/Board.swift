@@ -120,7 +120,7 @@ public struct Board {
   static func rank(_ job: JobStatus) -> Int {
     switch job.state {
     case .failed, .lost, .broken: return 0
-    case .waiting: return 1
+    case .waiting, .unhealthy: return 1
     case .exited: return job.run.lastExit == "0" ? 5 : 1
     case .starting, .stopping: return 2
     case .running: return 3
@@ -187,7 +187,7 @@ public struct Board {
   static func style(of state: JobState, lastExit: String) -> CellStyle {
     switch state {
     case .running: return CellStyle(color: 32)
-    case .starting, .waiting, .stopping: return CellStyle(color: 33)
+    case .starting, .waiting, .stopping, .unhealthy: return CellStyle(color: 33)
     case .failed, .lost, .broken: return CellStyle(color: 31, bold: true)
     case .exited: return lastExit == "0" ? CellStyle(dim: true) : CellStyle(color: 31)
     case .stopped: return CellStyle(dim: true)

@@ -1,4 +1,5 @@
 import Glibc
+import USVCContract
 import USVCSys
 
 /// One problem `usvc check` found in a conf: `PATH: KEY: PROBLEM`, or
@@ -60,7 +61,7 @@ extension Supervisor {
       var seen: [String: Int] = [:]
       for (key, value) in conf.entries where key.hasPrefix("job.") {
         let short = String(key.dropFirst(4))
-        guard let known = ConfKeys.known[short] else {
+        guard let known = JobKeys.named[short] else {
           problem(key, "unknown key")
           continue
         }

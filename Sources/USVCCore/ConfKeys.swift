@@ -5,40 +5,18 @@ import USVCSys
 /// The conf keys usvc knows (SPEC: Files), how each is checked, and how a conf
 /// becomes the runner's `JobSpec`.
 public enum ConfKeys {
-  public enum Kind: Sendable {
-    case text, path, directory, command, policy, signal, seconds, bool, desired, count, octal, environment
-  }
-
-  /// Key (without `job.`) → (multivar?, kind).
-  public static let known: [String: (multivar: Bool, kind: Kind)] = [
-    "name": (false, .text), "group": (false, .text), "cmd": (false, .command),
-    "args": (true, .text), "cwd": (false, .directory), "env": (true, .environment),
-    "restart": (false, .policy), "stop-signal": (false, .signal), "stop-timeout": (false, .seconds),
-    "stable-after": (false, .seconds), "backoff-max": (false, .seconds),
-    "after": (true, .text), "after-delay": (false, .seconds), "propagate": (false, .bool),
-    "pre": (true, .text), "post": (true, .text), "on-failure": (true, .text),
-    "desired": (false, .desired), "log-max-bytes": (false, .count), "log-keep": (false, .count), "umask": (false, .octal), "hook-timeout": (false, .seconds),
-    "scrollback": (false, .count),
-  ]
-
-  /// The bounds of counts, so that no value makes the runner spin or fill the
-  /// disk with files (`LogRotation`).
-  static let countBounds: [String: (ClosedRange<Int>, String)] = [
-    "job.log-max-bytes": (LogRotation.maxBytesRange, "bytes"), "job.log-keep": (LogRotation.keepRange, "copies"),
-  ]
-
   /// Keys only usvc sets.
-  public static let fixed: Set<String> = ["job.name", "job.group"]
+  public static let fixed: Set<String> = Set(JobKeys.all.filter(\.fixed).map { "job." + $0.name })
 
   /// `stop-timeout` or `job.stop-timeout` → `job.stop-timeout`; nil when unknown.
   public static func normalize(_ key: String) -> String? {
     let lower = key.lowercased()
     let short = lower.hasPrefix("job.") ? String(lower.dropFirst(4)) : lower
-    return known[short] == nil ? nil : "job." + short
+    return JobKeys.named[short] == nil ? nil : "job." + short
   }
 
   public static func isMultivar(_ key: String) -> Bool {
-    known[key.hasPrefix("job.") ? String(key.dropFirst(4)) : key]?.multivar ?? false
+    JobKeys.named[key.hasPrefix("job.") ? String(key.dropFirst(4)) : key]?.multivar ?? false
   }
 
   /// The most values one list key of a conf (`args`, `env`, `after`, the
@@ -74,7 +52,8 @@ public enum ConfKeys {
   /// With `checkingFiles`, the program of `job.cmd` must be executable and the
   /// folder of `job.cwd` must exist and be enterable, now.
   public static func validate(_ key: String, _ value: String, checkingFiles: Bool = true) throws(UsvcError) {
-    guard let kind = known[String(key.dropFirst(4))]?.kind else { throw .unknownKey(key) }
+    guard let descriptor = JobKeys.named[String(key.dropFirst(4))] else { throw .unknownKey(key) }
+    let kind = descriptor.kind
     func bad(_ why: String) -> UsvcError { .badValue(key: key, value: value.visible, why: why) }
     switch kind {
     case .text: break
@@ -93,16 +72,33 @@ public enum ConfKeys {
         throw bad("expected a number of seconds, 0 or more")
       }
     case .bool:
-      guard parseBool(value) != nil else { throw bad("expected true or false") }
+      guard parseGitBool(value) != nil else { throw bad("expected true or false") }
     case .desired:
       guard value == "running" || value == "stopped" else { throw bad("expected running or stopped") }
     case .count:
       guard let number = Int(value), number >= 0 else { throw bad("expected a whole number, 0 or more") }
-      if let (range, unit) = countBounds[key], !range.contains(number) {
+      if let (range, unit) = descriptor.bounds, !range.contains(number) {
         throw bad("expected \(range.lowerBound) to \(range.upperBound) \(unit)")
       }
     case .octal:
       guard let number = mode_t(value, radix: 8), number <= 0o777 else { throw bad("expected an octal mode like 022") }
+    case .interval:
+      guard let number = Double(value), number > 0, number.isFinite, number <= 31_536_000 else {
+        throw bad("expected a number of seconds, more than 0")
+      }
+    case .readiness:
+      guard Probe(parsing: value) != nil else { throw bad("expected \(Probe.readinessForms)") }
+    case .health:
+      guard let probe = Probe(parsing: value), probe.checksHealth else { throw bad("expected \(Probe.healthForms)") }
+    case .bytes:
+      guard parseByteCount(value) != nil else { throw bad("expected a number of bytes, 0 or more (K, M or G may follow)") }
+    case .limit:
+      guard let equals = value.firstIndex(of: "="),
+        ResourceLimit.resources.contains(where: { $0.name == value[..<equals] })
+      else { throw bad("expected NAME=VALUE, NAME one of \(ResourceLimit.names)") }
+      guard ResourceLimit(parsing: value) != nil else {
+        throw bad("expected a whole number (K, M or G may follow) or unlimited after =")
+      }
     case .environment:
       guard let equals = value.firstIndex(of: "="), equals != value.startIndex else {
         throw bad("expected KEY=VALUE")
@@ -110,42 +106,15 @@ public enum ConfKeys {
     }
   }
 
-  /// git's booleans.
-  public static func parseBool(_ value: String) -> Bool? {
-    switch value.lowercased() {
-    case "true", "yes", "on", "1": return true
-    case "false", "no", "off", "0", "": return false
-    default: return nil
-    }
-  }
-
-
-
   /// The runner's view of a conf; nil fields keep their defaults.
   public static func spec(from conf: JobConf, name: String) -> JobSpec {
     var spec = JobSpec(
       name: name, group: conf.value("job.group") ?? Names.split(job: name)?.group ?? name,
       command: conf.value("job.cmd") ?? "")
-    spec.arguments = conf.values("job.args")
-    spec.environment = conf.values("job.env")
-    spec.directory = conf.value("job.cwd") ?? "/"
-    if let value = conf.value("job.restart"), let policy = RestartPolicy(rawValue: value) { spec.restart = policy }
-    if let value = conf.value("job.stop-signal"), let signal = Signal(parsing: value) { spec.stopSignal = signal }
-    if let value = conf.value("job.stop-timeout").flatMap(Double.init) { spec.stopTimeout = value }
-    if let value = conf.value("job.stable-after").flatMap(Double.init) { spec.stableAfter = value }
-    if let value = conf.value("job.backoff-max").flatMap(Double.init) { spec.backoffMax = value }
-    if let value = conf.value("job.log-max-bytes").flatMap(Int.init) { spec.logMaxBytes = value }
-    if let value = conf.value("job.log-keep").flatMap(Int.init) { spec.logKeep = value }
-    if let value = conf.value("job.scrollback").flatMap(Int.init) { spec.scrollback = value }
-    if let value = conf.value("job.umask").flatMap({ mode_t($0, radix: 8) }) { spec.umask = value }
-    spec.desiredRunning = conf.value("job.desired") != "stopped"
-    spec.after = conf.values("job.after")
-    if let value = conf.value("job.after-delay").flatMap(Double.init) { spec.afterDelay = value }
-    spec.propagate = conf.value("job.propagate").flatMap(parseBool) ?? false
-    spec.pre = conf.values("job.pre")
-    spec.post = conf.values("job.post")
-    spec.onFailure = conf.values("job.on-failure")
-    if let value = conf.value("job.hook-timeout").flatMap(Double.init) { spec.hookTimeout = value }
+    for key in JobKeys.all where key.name != "name" {
+      let values = key.multivar ? conf.values("job." + key.name) : conf.value("job." + key.name).map { [$0] } ?? []
+      if !values.isEmpty || key.multivar { key.fromConf(&spec, values) }
+    }
     return spec
   }
 }

@@ -23,16 +23,9 @@ import USVCSys
 /// name `load` gives it). A key that only some jobs have is in their sections
 /// alone, so the others get its default again.
 extension Supervisor {
-  /// The job keys a saved group holds, in the order they are written: every
-  /// known key but those usvc sets per job, so a key added later is saved too.
-  public static let savedKeys: [String] = {
-    let first = [
-      "cmd", "args", "cwd", "env", "restart", "after", "after-delay", "propagate", "stop-signal",
-      "stop-timeout", "stable-after", "backoff-max", "pre", "post", "on-failure",
-    ]
-    let perJob: Set<String> = ["name", "group", "desired"]
-    return first + ConfKeys.known.keys.filter { !first.contains($0) && !perJob.contains($0) }.sorted()
-  }()
+  /// The job keys a saved group holds, in the order they are written (the
+  /// table's): every key but those usvc sets per job, so a key added later is saved too.
+  public static let savedKeys: [String] = JobKeys.all.filter(\.saved).map(\.name)
 
   /// Variables usvc sets for each job itself: not part of a saved definition.
   static let ownVariables = ["USVC_JOB=", "USVC_GROUP=", "USVC_HOME="]

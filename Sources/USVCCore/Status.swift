@@ -20,6 +20,8 @@ public struct JobStatus: Sendable {
   public var desiredRunning: Bool
   /// Why its conf cannot be used (state `broken`), or nil.
   public var confProblem: String?
+  /// Still `starting` past its `ready-timeout` (a look is needed).
+  public var readyOverdue = false
 }
 
 /// Everything one `usvc status` prints for this host.
@@ -101,6 +103,9 @@ extension Supervisor {
           ? max(0, wall - (state == .running ? job.run.started : job.run.since)) : nil,
         run: job.run, cpuPercent: 0, residentBytes: 0, argv: job.spec?.argv ?? [],
         changed: false, desiredRunning: job.spec?.desiredRunning ?? true, confProblem: job.confProblem)
+      if state == .starting, let spec = job.spec, job.run.started > 0 {
+        status.readyOverdue = wall - job.run.started > spec.readyTimeout
+      }
       // The job's processes are its runner's descendants (the runner is their
       // subreaper): a few reads of the kernel's children lists, not a scan of /proc.
       if processFigures, job.isLive, let pid = job.pid, let runner = job.runner,
@@ -142,12 +147,14 @@ public func hostName() -> String {
 
 extension JobStatus {
   /// What `status --problems` shows (SPEC: Many hosts): waiting, failed, lost,
-  /// broken, or exited with a last exit other than 0.
+  /// broken, unhealthy, exited with a last exit other than 0, or starting for
+  /// longer than its ready-timeout.
   public var needsALook: Bool {
     switch state {
-    case .waiting, .failed, .lost, .broken: return true
+    case .waiting, .failed, .lost, .broken, .unhealthy: return true
     case .exited: return run.lastExit != "0" && run.lastExit != "-"
-    case .running, .starting, .stopping, .stopped: return false
+    case .starting: return readyOverdue
+    case .running, .stopping, .stopped: return false
     }
   }
 }

@@ -102,7 +102,7 @@ public enum StatusFormat {
     let code: String
     switch state {
     case .running: code = "32"
-    case .starting, .waiting, .stopping: code = "33"
+    case .starting, .waiting, .stopping, .unhealthy: code = "33"
     case .failed, .lost, .broken: code = "31"
     case .stopped, .exited: code = "2"
     }
@@ -152,6 +152,15 @@ public enum StatusFormat {
       ("retry_at", r.retryAt > 0 && job.state == .waiting ? .string(isoTime(r.retryAt)) : .null),
       ("reason", job.confProblem.map { .string($0) } ?? (r.reason.isEmpty ? .null : .string(r.reason))),
       ("runner_pid", r.runner > 0 && job.state != .lost ? .number(Double(r.runner)) : .null),
+      ("ready", .bool(job.state == .running || job.state == .unhealthy)),
+      ("health", health(job).map { .string($0) } ?? .null),
+      ("health_failures", .number(Double(r.healthFailures))),
     ])
+  }
+
+  /// `ok` or `failing` while a ready run is checked for health (SPEC: Health); nil otherwise.
+  public static func health(_ job: JobStatus) -> String? {
+    guard job.run.checksHealth, job.state == .running || job.state == .unhealthy else { return nil }
+    return job.run.healthFailures > 0 ? "failing" : "ok"
   }
 }

@@ -59,16 +59,16 @@ public struct JobView: Sendable {
     if runner != nil { return run.state }
     switch run.state {
     case .stopped, .exited, .failed: return run.state
-    case .starting, .running, .waiting, .stopping, .lost, .broken:
+    case .starting, .running, .unhealthy, .waiting, .stopping, .lost, .broken:
       return spec?.desiredRunning == false ? .stopped : .lost
     }
   }
-  /// Whether the job has a process (SPEC: `live` = starting, running, stopping),
+  /// Whether the job has a process (SPEC: `live` = starting, running, unhealthy, stopping),
   /// by its runner's word, also when its conf is broken.
   public var isLive: Bool {
     guard runner != nil else { return false }
     switch run.state {
-    case .starting, .running, .stopping: return true
+    case .starting, .running, .unhealthy, .stopping: return true
     case .waiting, .stopped, .exited, .failed, .lost, .broken: return false
     }
   }
@@ -379,8 +379,10 @@ public struct Supervisor: Sendable {
         switch run.state {
         case .failed: throw .cannotStart(job: name, why: run.reason)
         case .waiting where !run.waitingFor.isEmpty: return .waiting(name, for: run.waitingFor)
-        case .starting: break
-        case .running, .waiting, .stopping, .stopped, .exited, .lost, .broken:
+        case .starting:
+          // Exec'd and waiting to be ready (`job.ready`): started all the same (SPEC: start).
+          if run.pid > 0 { return .started(name) }
+        case .running, .unhealthy, .waiting, .stopping, .stopped, .exited, .lost, .broken:
           // Exec'd at least once: running now, or it ran and ended already.
           if run.pid > 0 || run.runs > 0 { return .started(name) }
         }
@@ -508,6 +510,31 @@ public struct Supervisor: Sendable {
       try stopRunners(names)
       try launch(usable, started: started)
       if let unusable = views.first(where: { $0.conf != .ok }) { throw Self.cannotStart(unusable) }
+    }
+  }
+
+  /// `restart --rolling` (SPEC: restart): one job at a time in the order
+  /// given (natural order), each `running` (ready) before the next is
+  /// touched. A job not ready within its `ready-timeout` (plus 2 s for the
+  /// restart itself) stops the roll there; the rest keep running untouched.
+  public func restartRolling(_ names: [String], started: (Launched) -> Void) throws(UsvcError) {
+    for (index, name) in names.enumerated() {
+      try restart([name], started: started)
+      let spec = readFile(home.paths(name).spec).flatMap { JobSpec(decoding: $0, includingEnvironment: false) }
+      let limit = (spec?.readyTimeout ?? 60) + 2
+      let deadline = monotonicClock() + limit
+      var ready = false
+      while monotonicClock() < deadline {
+        let job = view(name)
+        if job.runner != nil && job.run.state == .running { ready = true; break }
+        if [.waiting, .exited, .failed, .stopped, .lost].contains(job.run.state) && job.run.runs > 0 { break }
+        usleep(5000)
+      }
+      if !ready {
+        let rest = names.dropFirst(index + 1)
+        let untouched = rest.isEmpty ? "" : "; not restarted: " + rest.joined(separator: " ")
+        throw .cannotStart(job: name, why: "not ready within \(StatusFormat.decimal(spec?.readyTimeout ?? 60, places: 1))s: rolling restart stopped there\(untouched)")
+      }
     }
   }
 

@@ -31,9 +31,15 @@ extension Runner {
     let previousMask = umask(spec.umask)
     defer { umask(previousMask) }
     // This runner installs no signal handler (resetSignalDispositions at its start).
+    // `job.ready notify`: the write end of the ready pipe is the job's fd 3, named in USVC_READY_FD (s6 style).
+    let notifyFD = spec.ready == "notify" ? openReadyPipe() : nil
+    drainReadyPipe()
     let launch = preparedLaunch ?? PreparedSpawn(
-      spec.argv, environment: spec.environment, directory: spec.directory, newSession: true,
-      actions: [.open(slavePath, as: 0, flags: O_RDWR), .duplicate(0, as: 1), .duplicate(0, as: 2), .closeFrom(3)])
+      spec.argv, environment: spec.environment + (notifyFD == nil ? [] : ["USVC_READY_FD=3"]),
+      directory: spec.directory, newSession: true,
+      actions: [.open(slavePath, as: 0, flags: O_RDWR), .duplicate(0, as: 1), .duplicate(0, as: 2)]
+        + (notifyFD.map { [.duplicate($0, as: 3), .closeFrom(4)] } ?? [.closeFrom(3)]),
+      limits: spec.limits.compactMap { ResourceLimit(parsing: $0) })
     preparedLaunch = launch
     do {
       var attempts = 0

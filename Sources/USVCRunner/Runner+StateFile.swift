@@ -9,8 +9,12 @@ extension Runner {
     var next = published
     next.state = state
     next.quickDeaths = machine.quickDeaths
+    next.checksHealth = machine.checksHealth
+    next.healthFailures = machine.healthFailures
     next.killAt = 0
     if case .stopping(_, let killAt, _) = machine.state, killAt.isFinite {
+      next.killAt = wallClock() + (killAt - monotonicClock())
+    } else if case .ending(_, let killAt, _, _) = machine.state, killAt.isFinite {
       next.killAt = wallClock() + (killAt - monotonicClock())
     }
     next.waitingFor = ""
@@ -71,6 +75,7 @@ extension Runner {
     let detail: String
     switch next.state {
     case .running: detail = "pid \(next.pid)"
+    case .unhealthy: return  // Its `unhealthy` event comes from the machine, at health-retries.
     case .waiting:
       detail = !next.waitingFor.isEmpty ? next.reason
         : "restart in \(format(machine.backoff(forQuickDeath: next.quickDeaths))) (\(next.reason))"

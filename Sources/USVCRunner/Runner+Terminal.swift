@@ -24,11 +24,13 @@ extension Runner {
         count += got
       }
       guard count > 0 else { return }
+      machine.lastOutput = monotonicClock()
       // 2. The log first: it is the record. Then the pane, which may skip.
       let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
       if let error = log.append(bytes) {
         toPane("\n[usvc] cannot write \(paths.log): \(error); the job goes on, shown here only\n")
       }
+      if case .awaitingReady = machine.state, spec.ready.hasPrefix("log:") { matchReadyLines(bytes) }
       if paneOpen { pane.show(bytes) }
       atLineStart = buffer[count - 1] == UInt8(ascii: "\n")
       if drained { return }

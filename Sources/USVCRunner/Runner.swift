@@ -48,6 +48,24 @@ public struct Runner {
   /// Events that could not be written to `events.log` (a full or read-only
   /// disk) since the last one that could: reported with the next that can.
   var lostEvents = 0
+  /// The readiness check in flight (`job.ready` tcp or http), polled with the rest.
+  var readinessCheck: ProbeConnection?
+  /// `job.ready log:REGEX`: the pattern compiled (for `readyPattern`) and the
+  /// line being read, at most `maximumReadyLine` bytes of it matched.
+  var readyRegex: UnsafeMutablePointer<regex_t>?
+  var readyPattern = ""
+  var readyLine: [UInt8] = []
+  /// `job.ready exec:COMMAND` running as this process group (0: none), reaped through the signalfd.
+  var readinessExec: pid_t = 0
+  /// When the readiness check in flight began (monotonic).
+  var readinessCheckBegan: Double = 0
+  /// `job.ready notify`: the pipe whose write end each run gets as USVC_READY_FD
+  /// (made once, kept across runs; -1 until needed).
+  var readyPipeRead: Int32 = -1
+  var readyPipeWrite: Int32 = -1
+  /// The health check in flight: a tcp/http connection, or an `exec:` process group (0: none).
+  var healthCheck: ProbeConnection?
+  var healthExec: pid_t = 0
 
   /// Sets up everything, or prints why it cannot and returns nil.
   public init?(home: String, name: String) {
@@ -154,6 +172,9 @@ public struct Runner {
       pollfd(fd: paneWaitsForRoom ? pane.fd : -1, events: Int16(POLLOUT), revents: 0),
       pollfd(fd: watches.inotify, events: Int16(POLLIN), revents: 0),
       pollfd(fd: watches.timer, events: Int16(POLLIN), revents: 0),
+      pollfd(fd: readinessCheck?.fd ?? -1, events: readinessCheck?.events ?? 0, revents: 0),
+      pollfd(fd: healthCheck?.fd ?? -1, events: healthCheck?.events ?? 0, revents: 0),
+      pollfd(fd: readyPipeRead, events: Int16(POLLIN), revents: 0),
     ]
     var timeout: Int32 = -1
     if let deadline = machine.deadline {
@@ -174,6 +195,9 @@ public struct Runner {
     // Before the signals: a spec replaced before the job died applies to its next run.
     let statesChanged = fds[4].revents != 0 || fds[5].revents != 0 ? watches.drain(buffer) : false
     if fds[0].revents != 0 { handleSignals() }
+    if fds[6].revents != 0 { advanceReadinessCheck() }
+    if fds[7].revents != 0 { advanceHealthCheck() }
+    if fds[8].revents != 0 { readReadyPipe() }
     if let deadline = machine.deadline, monotonicClock() >= deadline {
       perform(machine.handle(.deadline, now: monotonicClock()))
     }
@@ -213,19 +237,34 @@ public struct Runner {
         perform(machine.handle(.hookEnded(pid: pid), now: monotonicClock()))
         continue
       }
+      if pid == healthExec {
+        healthExec = 0
+        perform(machine.handle(status.isSuccess ? .healthPassed : .healthFailed, now: monotonicClock()))
+        continue
+      }
+      if pid == readinessExec {
+        readinessExec = 0
+        if status.isSuccess { perform(machine.handle(.ready, now: monotonicClock())) }
+        continue
+      }
       guard pid == mainPid else { continue }  // A straggler of the job.
       // Output the job wrote before it ended comes before the line saying so
       // (all of it: the job's terminal holds at most about 68 KiB).
       pumpOutput(chunks: 64)
       let ranFor = monotonicClock() - runBegan
       published.pid = 0
-      perform(machine.handle(.childExited(status, ranFor: ranFor), now: monotonicClock()), ended: (status, ranFor))
+      // A run usvc is ending (`unready`, …) is recorded as that once all is gone (`recordEnd`), not as an exit.
+      var endedByUsvc = false
+      if case .ending = machine.state { endedByUsvc = true }
+      perform(
+        machine.handle(.childExited(status, ranFor: ranFor), now: monotonicClock()),
+        ended: endedByUsvc ? nil : (status, ranFor))
       // After the machine acted (its SIGKILL to stragglers must not hit them).
       let facts = hookFacts(status, ranFor: ranFor)
       if !spec.post.isEmpty { startHook("post", spec.post, facts) }
       if !status.isSuccess && !spec.onFailure.isEmpty { startHook("on-failure", spec.onFailure, facts) }
     }
-    if case .stopping = machine.state, !hasChildren() {
+    if machine.jobState == .stopping, !hasChildren() {
       perform(machine.handle(.allGone, now: monotonicClock()))
     }
   }
@@ -239,8 +278,8 @@ public struct Runner {
 
   var mainPid: pid_t {
     switch machine.state {
-    case .running(let pid, _): return pid
-    case .stopping(let pid, _, _): return pid
+    case .running(let pid, _), .awaitingReady(let pid, _, _, _), .unhealthy(let pid, _, _): return pid
+    case .stopping(let pid, _, _), .ending(let pid, _, _, _): return pid
     case .starting, .preStart, .waiting, .finished: return 0
     }
   }
@@ -269,12 +308,32 @@ public struct Runner {
       case .log(let text): say(text)
       case .logExit(let status, let ranFor): say(RunnerMachine.exitLine(status, ranFor: ranFor))
       case .signalJob(let signal): signalJob([signal, .continue])
+      case .record(let name, let detail): event(name, detail)
+      case .recordEnd(let cause, let ranFor): recordEnd(cause, ranFor: ranFor)
+      case .probeReadiness: probeReadiness()
+      case .checkHealth: checkHealth()
+      case .abandonHealthCheck: dropHealthCheck()
+      case .measureMemory:
+        // The whole tree, as `status` sums it: the job's group and every other descendant.
+        let bytes = ProcStat.descendantPids(of: getpid(), singleThreaded: true).reduce(UInt64(0)) {
+          $0 + (ProcStat.read($1)?.residentPages ?? 0) * UInt64(sysconf(Int32(_SC_PAGESIZE)))
+        }
+        next = next ?? .memoryMeasured(bytes)
       case .spawn, .spawnProgram, .killJob, .killHook: break
       }
     }
     // 3. Then what the start came to.
     guard let next else { return publish() }
     perform(machine.handle(next, now: monotonicClock()))
+  }
+
+  /// The figures of a run usvc ended (SPEC: Health): a failed run whose last exit is the cause.
+  mutating func recordEnd(_ cause: RunnerMachine.EndCause, ranFor: Double) {
+    published.runs += 1
+    published.failures += 1
+    published.lastExit = cause.rawValue
+    published.lastRunSeconds = ranFor
+    published.totalRunSeconds += ranFor
   }
 
   /// The health figures and the event of a run that ended.

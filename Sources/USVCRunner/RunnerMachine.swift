@@ -11,16 +11,31 @@ public struct RunnerMachine: Sendable {
     /// The `pre` hook runs as `hook` (its own session); it is killed at
     /// `killAt` and the program starts anyway. The job is `starting` meanwhile.
     case preStart(hook: Int32, killAt: Double)
-    /// The program runs as `pid` since `since` (monotonic seconds).
+    /// The program runs as `pid` since `since` but is not ready yet (`job.ready`):
+    /// SPEC's `starting`. The next readiness probe is due at `probeAt`; at
+    /// `giveUpAt` (`ready-timeout`) the run is ended as `unready`.
+    case awaitingReady(pid: Int32, since: Double, probeAt: Double, giveUpAt: Double)
+    /// The program runs as `pid` since `since` (monotonic seconds), ready.
     case running(pid: Int32, since: Double)
+    /// Ready, but its last `failures` health checks failed, fewer than
+    /// `health-retries` (SPEC's `unhealthy`).
+    case unhealthy(pid: Int32, since: Double, failures: Int)
     /// Not running until `until`: in back-off, or looking again whether what
     /// the job is `after` runs.
     case waiting(until: Double, reason: WaitReason)
     /// Stop sent; `pid` is the main process still to be reaped (0 once it
     /// was), SIGKILL goes out at `killAt`, `final` is what the job becomes.
     case stopping(pid: Int32, killAt: Double, final: JobState)
+    /// usvc ends the run itself (`cause`, SPEC: Health): like `stopping`, but once
+    /// everything is gone the run counts as a failed one that ran `ranFor` seconds.
+    case ending(pid: Int32, killAt: Double, cause: EndCause, ranFor: Double)
     /// The runner is done and exits; `final` is stopped, exited, failed or lost.
     case finished(JobState)
+  }
+
+  /// Why usvc ended a run (SPEC: Health): its event and its last exit.
+  public enum EndCause: String, Equatable, Sendable {
+    case unready, unhealthy, silent, memory
   }
 
   /// Why a job is `waiting`.
@@ -59,6 +74,12 @@ public struct RunnerMachine: Sendable {
     case dependenciesChanged
     /// A job this one is after restarted, and `job.propagate` is set.
     case dependencyRestarted
+    /// The readiness probe passed (`job.ready`).
+    case ready
+    /// A health check (`job.health`) passed, or failed (exit, refusal, or no answer by `health-timeout`).
+    case healthPassed, healthFailed
+    /// The job's whole tree uses this many bytes of RSS (answer to `measureMemory`).
+    case memoryMeasured(UInt64)
   }
 
   public enum Action: Equatable, Sendable {
@@ -77,6 +98,18 @@ public struct RunnerMachine: Sendable {
     /// The line saying how a run ended (`exitLine`), formatted only once the
     /// next run started.
     case logExit(TerminationStatus, ranFor: Double)
+    /// Run the readiness probe once (it answers `.ready` when it passes).
+    case probeReadiness
+    /// Run one health check (it answers `.healthPassed` or `.healthFailed`).
+    case checkHealth
+    /// The health check in flight took longer than `health-timeout`: drop it (it failed).
+    case abandonHealthCheck
+    /// Sum the RSS of the job's process tree (it answers `.memoryMeasured`).
+    case measureMemory
+    /// Write an event to the stream (`ready`, `unready`, …).
+    case record(event: String, detail: String)
+    /// A run usvc ended (`EndCause`) is over: its figures as for an exit.
+    case recordEnd(EndCause, ranFor: Double)
   }
 
   /// `exited with code 3 after 0.012s`, `killed by SIGKILL after 12s`.
@@ -103,6 +136,27 @@ public struct RunnerMachine: Sendable {
   public private(set) var stableAfter: Double = 10
   public private(set) var backoffMax: Double = 300
   public private(set) var hookTimeout: Double = 10
+  /// Whether runs wait for a readiness probe (`job.ready` set), how long, how often.
+  public private(set) var probesReadiness = false
+  public private(set) var readyTimeout: Double = 60
+  public private(set) var readyInterval: Double = 0.1
+  /// Liveness (`job.health`): whether, how often, how long a check may take, how many failures in a row.
+  public private(set) var checksHealth = false
+  public private(set) var healthInterval: Double = 10
+  public private(set) var healthTimeout: Double = 5
+  public private(set) var healthRetries = 3
+  /// When the next health check is due, and when the one in flight fails for
+  /// want of an answer (`.infinity`: none); both only while ready.
+  public private(set) var nextHealthCheck = Double.infinity
+  public private(set) var healthCheckGivesUpAt = Double.infinity
+  /// Watchdogs: seconds without output (`silence-max`), bytes of tree RSS
+  /// (`memory-max`); 0: none. `lastOutput` is set by the executor as output comes.
+  public private(set) var silenceMax: Double = 0
+  public private(set) var memoryMax: UInt64 = 0
+  public var lastOutput: Double = 0
+  public private(set) var nextMemoryCheck = Double.infinity
+  /// How often the tree's memory is measured while a run lives.
+  public static let memoryCheckInterval: Double = 1
 
   public init(spec: JobSpec, quickDeaths: Int = 0) {
     self.quickDeaths = quickDeaths
@@ -117,6 +171,66 @@ public struct RunnerMachine: Sendable {
     stableAfter = spec.stableAfter
     backoffMax = spec.backoffMax
     hookTimeout = spec.hookTimeout
+    probesReadiness = !spec.ready.isEmpty
+    readyTimeout = spec.readyTimeout
+    readyInterval = spec.readyInterval
+    checksHealth = !spec.health.isEmpty
+    healthInterval = spec.healthInterval
+    healthTimeout = spec.healthTimeout
+    healthRetries = max(1, spec.healthRetries)
+    silenceMax = spec.silenceMax
+    memoryMax = UInt64(max(0, spec.memoryMax))
+  }
+
+  /// When the silence watchdog fires, if it watches.
+  var silenceDue: Double { silenceMax > 0 ? lastOutput + silenceMax : .infinity }
+
+  /// The watchdogs' part of a live run's `.deadline`: silence, or the memory measure.
+  private mutating func watchdogs(pid: Int32, since: Double, now: Double) -> [Action]? {
+    if now >= silenceDue {
+      let detail = "no output for \(format(silenceMax))"
+      return [.log("\(detail): restarting"), .record(event: "silent", detail: detail)]
+        + endRun(pid: pid, since: since, cause: .silent, now: now)
+    }
+    if now >= nextMemoryCheck {
+      nextMemoryCheck = now + Self.memoryCheckInterval
+      return [.measureMemory]
+    }
+    return nil
+  }
+
+  /// The run became ready as `pid` (exec'd `since`): `running`, health checks from an interval on.
+  /// A run was exec'd `now`: the watchdogs start watching.
+  private mutating func runBegan(now: Double) {
+    lastOutput = now
+    nextMemoryCheck = memoryMax > 0 ? now + Self.memoryCheckInterval : .infinity
+  }
+
+  private mutating func becameReady(pid: Int32, since: Double, now: Double) {
+    state = .running(pid: pid, since: since)
+    nextHealthCheck = checksHealth ? now + healthInterval : .infinity
+    healthCheckGivesUpAt = .infinity
+  }
+
+  /// Ends the run because usvc decided so (`cause`): stop signal, SIGKILL at stop-timeout.
+  private mutating func endRun(pid: Int32, since: Double, cause: EndCause, now: Double) -> [Action] {
+    state = .ending(pid: pid, killAt: now + stopTimeout, cause: cause, ranFor: now - since)
+    nextHealthCheck = .infinity
+    healthCheckGivesUpAt = .infinity
+    nextMemoryCheck = .infinity
+    return [.signalJob(stopSignal)]
+  }
+
+  /// A health check failed (`health-retries` in a row: the run is ended, event unhealthy).
+  private mutating func healthFailed(pid: Int32, since: Double, failures: Int, now: Double) -> [Action] {
+    healthCheckGivesUpAt = .infinity
+    guard failures >= healthRetries else {
+      state = .unhealthy(pid: pid, since: since, failures: failures)
+      return failures == 1 ? [.log("health check failed")] : [.log("health check failed \(failures) times in a row")]
+    }
+    let detail = "\(failures) health checks failed in a row"
+    return [.log("\(detail): restarting"), .record(event: "unhealthy", detail: detail)]
+      + endRun(pid: pid, since: since, cause: .unhealthy, now: now)
   }
 
   /// The k-th quick death in a row waits min(backoff-max, 2^(k-1)) seconds.
@@ -136,18 +250,29 @@ public struct RunnerMachine: Sendable {
     switch state {
     case .waiting(let until, _): return until.isFinite ? until : nil
     case .preStart(_, let killAt): return killAt.isFinite ? killAt : nil
-    case .stopping(_, let killAt, _): return killAt.isFinite ? killAt : nil
-    case .starting, .running, .finished: return nil
+    case .stopping(_, let killAt, _), .ending(_, let killAt, _, _): return killAt.isFinite ? killAt : nil
+    case .awaitingReady(_, _, let probeAt, let giveUpAt): return min(probeAt, giveUpAt, silenceDue, nextMemoryCheck)
+    case .running, .unhealthy:
+      let due = min(nextHealthCheck, healthCheckGivesUpAt, silenceDue, nextMemoryCheck)
+      return due.isFinite ? due : nil
+    case .starting, .finished: return nil
     }
+  }
+
+  /// Health checks of this run that failed in a row.
+  public var healthFailures: Int {
+    if case .unhealthy(_, _, let failures) = state { return failures }
+    return 0
   }
 
   /// The state as SPEC names it.
   public var jobState: JobState {
     switch state {
-    case .starting, .preStart: return .starting
+    case .starting, .preStart, .awaitingReady: return .starting
     case .running: return .running
+    case .unhealthy: return .unhealthy
     case .waiting: return .waiting
-    case .stopping: return .stopping
+    case .stopping, .ending: return .stopping
     case .finished(let final): return final
     }
   }
@@ -177,7 +302,13 @@ public struct RunnerMachine: Sendable {
   mutating func handleState(_ event: Event, now: Double) -> [Action] {
     switch (state, event) {
     case (.starting, .spawned(let pid)):
-      state = .running(pid: pid, since: now)
+      runBegan(now: now)
+      // The first probe at once: a job may be ready before the first interval.
+      if probesReadiness {
+        state = .awaitingReady(pid: pid, since: now, probeAt: now, giveUpAt: now + readyTimeout)
+      } else {
+        becameReady(pid: pid, since: now, now: now)
+      }
       lastDependencyDetail = nil
       return [.log("started pid \(pid)")]
     case (.starting, .spawnFailed(let reason)):
@@ -198,7 +329,8 @@ public struct RunnerMachine: Sendable {
       return []
     case (.starting, .childExited), (.starting, .deadline), (.starting, .allGone),
       (.starting, .dependencyRestarted), (.starting, .hookEnded), (.starting, .hookStarted),
-      (.starting, .dependenciesChanged):
+      (.starting, .dependenciesChanged), (.starting, .ready),
+      (.starting, .healthPassed), (.starting, .healthFailed), (.starting, .memoryMeasured):
       return []
 
     case (.preStart(let hook, _), .hookEnded(let pid)):
@@ -217,23 +349,88 @@ public struct RunnerMachine: Sendable {
       return [.killHook(hook)]
     case (.preStart, .spawned), (.preStart, .spawnFailed), (.preStart, .childExited), (.preStart, .allGone),
       (.preStart, .blocked), (.preStart, .preHookStarted), (.preStart, .dependencyRestarted),
-      (.preStart, .hookStarted), (.preStart, .dependenciesChanged):
+      (.preStart, .hookStarted), (.preStart, .dependenciesChanged), (.preStart, .ready),
+      (.preStart, .healthPassed), (.preStart, .healthFailed), (.preStart, .memoryMeasured):
       return []
 
-    case (.running(let pid, _), .stopRequested):
+    case (.awaitingReady(let pid, let since, _, _), .ready):
+      becameReady(pid: pid, since: since, now: now)
+      return [.log("ready after \(format(now - since))"), .record(event: "ready", detail: format(now - since))]
+    case (.awaitingReady(let pid, let since, let probeAt, let giveUpAt), .deadline):
+      if now < giveUpAt, let actions = watchdogs(pid: pid, since: since, now: now) { return actions }
+      if now >= giveUpAt {
+        return [
+          .log("not ready after \(format(readyTimeout)): stopping the run"),
+          .record(event: "unready", detail: "not ready after \(format(readyTimeout))"),
+        ] + endRun(pid: pid, since: since, cause: .unready, now: now)
+      }
+      guard now >= probeAt else { return [] }
+      state = .awaitingReady(pid: pid, since: since, probeAt: now + readyInterval, giveUpAt: giveUpAt)
+      return [.probeReadiness]
+    case (.awaitingReady(let pid, _, _, _), .stopRequested):
       state = .stopping(pid: pid, killAt: now + stopTimeout, final: .stopped)
       return [.log("stopping: \(stopSignal) to the job"), .signalJob(stopSignal)]
-    case (.running(let pid, _), .hangup):
+    case (.awaitingReady(let pid, _, _, _), .hangup):
       state = .stopping(pid: pid, killAt: now + stopTimeout, final: .lost)
       return [.log("terminal gone: stopping the job"), .signalJob(stopSignal)]
-    case (.running, .childExited(let status, let ranFor)):
+    case (.awaitingReady, .childExited(let status, let ranFor)):
       return ended(status, ranFor: ranFor, now: now)
-    case (.running(let pid, _), .dependencyRestarted):
+    case (.awaitingReady(let pid, _, _, _), .dependencyRestarted):
       state = .stopping(pid: pid, killAt: now + stopTimeout, final: .starting)
       return [.log("a job this one is after restarted: restarting (propagate)"), .signalJob(stopSignal)]
-    case (.running, .spawned), (.running, .spawnFailed), (.running, .deadline),
+    case (.awaitingReady, .spawned), (.awaitingReady, .spawnFailed), (.awaitingReady, .allGone),
+      (.awaitingReady, .blocked), (.awaitingReady, .preHookStarted), (.awaitingReady, .hookEnded),
+      (.awaitingReady, .hookStarted), (.awaitingReady, .dependenciesChanged),
+      (.awaitingReady, .healthPassed), (.awaitingReady, .healthFailed):
+      return []
+
+    case (.running(let pid, let since), .deadline), (.unhealthy(let pid, let since, _), .deadline):
+      if let actions = watchdogs(pid: pid, since: since, now: now) { return actions }
+      var failures = 0
+      if case .unhealthy(_, _, let count) = state { failures = count }
+      if now >= healthCheckGivesUpAt {
+        return [.abandonHealthCheck] + healthFailed(pid: pid, since: since, failures: failures + 1, now: now)
+      }
+      guard now >= nextHealthCheck else { return [] }
+      nextHealthCheck = now + healthInterval
+      healthCheckGivesUpAt = now + healthTimeout
+      return [.checkHealth]
+    case (.running, .healthPassed):
+      healthCheckGivesUpAt = .infinity
+      return []
+    case (.unhealthy(let pid, let since, _), .healthPassed):
+      healthCheckGivesUpAt = .infinity
+      state = .running(pid: pid, since: since)
+      return [.log("health check passed again")]
+    case (.running(let pid, let since), .healthFailed):
+      return healthFailed(pid: pid, since: since, failures: 1, now: now)
+    case (.unhealthy(let pid, let since, let failures), .healthFailed):
+      return healthFailed(pid: pid, since: since, failures: failures + 1, now: now)
+
+    case (.running(let pid, let since), .memoryMeasured(let bytes)), (.unhealthy(let pid, let since, _), .memoryMeasured(let bytes)),
+      (.awaitingReady(let pid, let since, _, _), .memoryMeasured(let bytes)):
+      guard memoryMax > 0, bytes > memoryMax else { return [] }
+      let detail = "\(bytes) bytes, above memory-max \(memoryMax)"
+      return [.log("memory \(detail): restarting"), .record(event: "memory", detail: detail)]
+        + endRun(pid: pid, since: since, cause: .memory, now: now)
+
+    case (.running(let pid, _), .stopRequested), (.unhealthy(let pid, _, _), .stopRequested):
+      state = .stopping(pid: pid, killAt: now + stopTimeout, final: .stopped)
+      return [.log("stopping: \(stopSignal) to the job"), .signalJob(stopSignal)]
+    case (.running(let pid, _), .hangup), (.unhealthy(let pid, _, _), .hangup):
+      state = .stopping(pid: pid, killAt: now + stopTimeout, final: .lost)
+      return [.log("terminal gone: stopping the job"), .signalJob(stopSignal)]
+    case (.running, .childExited(let status, let ranFor)), (.unhealthy, .childExited(let status, let ranFor)):
+      return ended(status, ranFor: ranFor, now: now)
+    case (.running(let pid, _), .dependencyRestarted), (.unhealthy(let pid, _, _), .dependencyRestarted):
+      state = .stopping(pid: pid, killAt: now + stopTimeout, final: .starting)
+      return [.log("a job this one is after restarted: restarting (propagate)"), .signalJob(stopSignal)]
+    case (.running, .spawned), (.running, .spawnFailed),
       (.running, .allGone), (.running, .blocked), (.running, .preHookStarted), (.running, .hookEnded),
-      (.running, .hookStarted), (.running, .dependenciesChanged):
+      (.running, .hookStarted), (.running, .dependenciesChanged), (.running, .ready),
+      (.unhealthy, .spawned), (.unhealthy, .spawnFailed), (.unhealthy, .allGone), (.unhealthy, .blocked),
+      (.unhealthy, .preHookStarted), (.unhealthy, .hookEnded), (.unhealthy, .hookStarted),
+      (.unhealthy, .dependenciesChanged), (.unhealthy, .ready):
       return []
 
     case (.waiting(let until, _), .deadline):
@@ -253,7 +450,8 @@ public struct RunnerMachine: Sendable {
     case (.waiting, .spawned), (.waiting, .spawnFailed), (.waiting, .childExited),
       (.waiting, .allGone), (.waiting, .blocked), (.waiting, .dependencyRestarted),
       (.waiting, .preHookStarted), (.waiting, .hookEnded), (.waiting, .hookStarted),
-      (.waiting(_, .backoff), .dependenciesChanged):
+      (.waiting(_, .backoff), .dependenciesChanged), (.waiting, .ready),
+      (.waiting, .healthPassed), (.waiting, .healthFailed), (.waiting, .memoryMeasured):
       return []
 
     case (.stopping(_, let killAt, let final), .childExited):
@@ -279,12 +477,56 @@ public struct RunnerMachine: Sendable {
       return []
     case (.stopping, .spawned), (.stopping, .spawnFailed), (.stopping, .blocked),
       (.stopping, .dependencyRestarted), (.stopping, .preHookStarted), (.stopping, .hookEnded),
-      (.stopping, .hookStarted), (.stopping, .dependenciesChanged):
+      (.stopping, .hookStarted), (.stopping, .dependenciesChanged), (.stopping, .ready),
+      (.stopping, .healthPassed), (.stopping, .healthFailed), (.stopping, .memoryMeasured):
+      return []
+
+    case (.ending(_, let killAt, let cause, let ranFor), .childExited):
+      state = .ending(pid: 0, killAt: killAt, cause: cause, ranFor: ranFor)
+      return []
+    case (.ending(let pid, let killAt, let cause, let ranFor), .deadline):
+      guard now >= killAt else { return [] }
+      state = .ending(pid: pid, killAt: .infinity, cause: cause, ranFor: ranFor)
+      return [.log("still running after \(format(stopTimeout)): SIGKILL"), .killJob]
+    case (.ending(let pid, _, let cause, let ranFor), .allGone):
+      guard pid == 0 else { return [] }
+      return endedByUsvc(cause, ranFor: ranFor, now: now)
+    case (.ending(let pid, let killAt, _, _), .stopRequested):
+      state = .stopping(pid: pid, killAt: killAt, final: .stopped)
+      return []
+    case (.ending(let pid, let killAt, _, _), .hangup):
+      state = .stopping(pid: pid, killAt: killAt, final: .lost)
+      return []
+    case (.ending, .spawned), (.ending, .spawnFailed), (.ending, .blocked), (.ending, .dependencyRestarted),
+      (.ending, .preHookStarted), (.ending, .hookEnded), (.ending, .hookStarted), (.ending, .dependenciesChanged),
+      (.ending, .ready), (.ending, .healthPassed), (.ending, .healthFailed), (.ending, .memoryMeasured):
       return []
 
     case (.finished, _):
       return []
     }
+  }
+
+  /// A run usvc ended (SPEC: Health) is a failed run: `never` leaves the job
+  /// `exited`; else an `unready` run is always a quick death, the others
+  /// follow `stable-after` as any exit does.
+  private mutating func endedByUsvc(_ cause: EndCause, ranFor: Double, now: Double) -> [Action] {
+    var actions: [Action] = [.recordEnd(cause, ranFor: ranFor)]
+    guard restart != .never else {
+      state = .finished(.exited)
+      return actions
+    }
+    if cause != .unready && ranFor >= stableAfter {
+      quickDeaths = 0
+      state = .starting
+      actions.append(.spawn)
+    } else {
+      quickDeaths += 1
+      let delay = backoff(forQuickDeath: quickDeaths)
+      state = .waiting(until: now + delay, reason: .backoff)
+      actions.append(.log("quick death \(quickDeaths) in a row: waiting \(format(delay)) before restarting"))
+    }
+    return actions
   }
 
   /// A run ended on its own: restart now, wait, or finish, per policy and back-off.

@@ -86,9 +86,11 @@ public final class PreparedSpawn {
   private let steps: [usvc_fd_action]
   private let newSession: Bool
 
+  /// `limits` are set (soft and hard) after the descriptors' actions; a hard
+  /// limit the caller may not raise stays as it is, the soft one as high as it allows.
   public init(
     _ argv: [String], environment: [String], directory: String? = nil, newSession: Bool = false,
-    actions: [FileAction] = []
+    actions: [FileAction] = [], limits: [ResourceLimit] = []
   ) {
     precondition(!argv.isEmpty, "can't happen: spawning an empty argv")
     // Lossless text: the exact bytes of each word (any but NUL), UTF-8 or not.
@@ -103,13 +105,13 @@ public final class PreparedSpawn {
     steps = zip(actions, paths).map { action, path in
       switch action {
       case .open(_, let fd, let flags):
-        usvc_fd_action(kind: Int32(USVC_FD_OPEN), fd: fd, source: -1, flags: flags, path: path)
+        usvc_fd_action(kind: Int32(USVC_FD_OPEN), fd: fd, source: -1, flags: flags, path: path, limit: 0)
       case .duplicate(let from, let to):
-        usvc_fd_action(kind: Int32(USVC_FD_DUPLICATE), fd: to, source: from, flags: 0, path: nil)
+        usvc_fd_action(kind: Int32(USVC_FD_DUPLICATE), fd: to, source: from, flags: 0, path: nil, limit: 0)
       case .closeFrom(let from):
-        usvc_fd_action(kind: Int32(USVC_FD_CLOSE_FROM), fd: from, source: -1, flags: 0, path: nil)
+        usvc_fd_action(kind: Int32(USVC_FD_CLOSE_FROM), fd: from, source: -1, flags: 0, path: nil, limit: 0)
       }
-    }
+    } + limits.map { usvc_fd_action(kind: Int32(USVC_SET_LIMIT), fd: $0.resource, source: -1, flags: 0, path: nil, limit: $0.value) }
     self.newSession = newSession
   }
 

@@ -144,9 +144,9 @@ struct ConfKeyValidationTests {
 
   @Test("git's booleans")
   func booleans() {
-    #expect(["true", "YES", "on", "1"].allSatisfy { ConfKeys.parseBool($0) == true })
-    #expect(["false", "No", "off", "0", ""].allSatisfy { ConfKeys.parseBool($0) == false })
-    #expect(ConfKeys.parseBool("2") == nil)
+    #expect(["true", "YES", "on", "1"].allSatisfy { parseGitBool($0) == true })
+    #expect(["false", "No", "off", "0", ""].allSatisfy { parseGitBool($0) == false })
+    #expect(parseGitBool("2") == nil)
   }
 }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import USVCCore
@@ -153,6 +154,184 @@ struct RunnerMachineTests {
     #expect(m.handle(.spawnFailed(reason: "x: Permission denied"), now: 0) == [.log("cannot run the program: x: Permission denied")])
     #expect(m.jobState == .failed)
   }
+
+  /// A machine whose runs wait for `job.ready` (ready-timeout 3 s, interval 0.5 s, stop-timeout 5 s).
+  func readinessMachine(_ policy: RestartPolicy = .always) -> RunnerMachine {
+    var spec = JobSpec(name: "t-1", group: "t", command: "/bin/true")
+    spec.restart = policy
+    spec.stopTimeout = 5
+    spec.ready = "tcp:8080"
+    spec.readyTimeout = 3
+    spec.readyInterval = 0.5
+    return RunnerMachine(spec: spec)
+  }
+
+  /// One row of the readiness part of the table: from `state`, `event` at `now`
+  /// gives `actions` and `after` (and SPEC's state name `shown`).
+  struct ReadinessRow: Sendable, CustomTestStringConvertible {
+    var state: RunnerMachine.State
+    var event: RunnerMachine.Event
+    var now: Double
+    var actions: [RunnerMachine.Action]
+    var after: RunnerMachine.State
+    var shown: JobState
+    var testDescription: String { "\(state) + \(event) at \(now)" }
+  }
+
+  static let readinessRows: [ReadinessRow] = [
+    // Exec'd: starting (not ready), first probe due at once, giving up at ready-timeout.
+    .init(state: .starting, event: .spawned(pid: 7), now: 10, actions: [.log("started pid 7")],
+          after: .awaitingReady(pid: 7, since: 10, probeAt: 10, giveUpAt: 13), shown: .starting),
+    // A probe is due: run it, the next one an interval later.
+    .init(state: .awaitingReady(pid: 7, since: 10, probeAt: 10, giveUpAt: 13), event: .deadline, now: 10,
+          actions: [.probeReadiness], after: .awaitingReady(pid: 7, since: 10, probeAt: 10.5, giveUpAt: 13), shown: .starting),
+    .init(state: .awaitingReady(pid: 7, since: 10, probeAt: 10.5, giveUpAt: 13), event: .deadline, now: 10.2,
+          actions: [], after: .awaitingReady(pid: 7, since: 10, probeAt: 10.5, giveUpAt: 13), shown: .starting),
+    // Passed: running since exec, event ready with the seconds it took.
+    .init(state: .awaitingReady(pid: 7, since: 10, probeAt: 11, giveUpAt: 13), event: .ready, now: 11.25,
+          actions: [.log("ready after 1.250s"), .record(event: "ready", detail: "1.250s")],
+          after: .running(pid: 7, since: 10), shown: .running),
+    // Not ready by ready-timeout: event unready, the run is ended (stop signal, SIGKILL at stop-timeout).
+    .init(state: .awaitingReady(pid: 7, since: 10, probeAt: 13.5, giveUpAt: 13), event: .deadline, now: 13,
+          actions: [.log("not ready after 3s: stopping the run"), .record(event: "unready", detail: "not ready after 3s"), .signalJob(.terminate)],
+          after: .ending(pid: 7, killAt: 18, cause: .unready, ranFor: 3), shown: .stopping),
+    .init(state: .ending(pid: 7, killAt: 18, cause: .unready, ranFor: 3), event: .childExited(.signaled(.terminate), ranFor: 3.1), now: 13.1,
+          actions: [], after: .ending(pid: 0, killAt: 18, cause: .unready, ranFor: 3), shown: .stopping),
+    .init(state: .ending(pid: 7, killAt: 18, cause: .unready, ranFor: 3), event: .deadline, now: 18,
+          actions: [.log("still running after 5s: SIGKILL"), .killJob], after: .ending(pid: 7, killAt: .infinity, cause: .unready, ranFor: 3), shown: .stopping),
+    .init(state: .ending(pid: 7, killAt: 18, cause: .unready, ranFor: 3), event: .allGone, now: 13.2,
+          actions: [], after: .ending(pid: 7, killAt: 18, cause: .unready, ranFor: 3), shown: .stopping),
+    // All gone: a failed run, always a quick death (back-off 1 s for the first).
+    .init(state: .ending(pid: 0, killAt: 18, cause: .unready, ranFor: 3), event: .allGone, now: 13.2,
+          actions: [.recordEnd(.unready, ranFor: 3), .log("quick death 1 in a row: waiting 1s before restarting")],
+          after: .waiting(until: 14.2, reason: .backoff), shown: .waiting),
+    // Stop or hangup while not ready, or while ending: stopping as any run.
+    .init(state: .awaitingReady(pid: 7, since: 10, probeAt: 11, giveUpAt: 13), event: .stopRequested, now: 11,
+          actions: [.log("stopping: SIGTERM to the job"), .signalJob(.terminate)], after: .stopping(pid: 7, killAt: 16, final: .stopped), shown: .stopping),
+    .init(state: .awaitingReady(pid: 7, since: 10, probeAt: 11, giveUpAt: 13), event: .hangup, now: 11,
+          actions: [.log("terminal gone: stopping the job"), .signalJob(.terminate)], after: .stopping(pid: 7, killAt: 16, final: .lost), shown: .stopping),
+    .init(state: .ending(pid: 7, killAt: 18, cause: .unready, ranFor: 3), event: .stopRequested, now: 14,
+          actions: [], after: .stopping(pid: 7, killAt: 18, final: .stopped), shown: .stopping),
+    // It exits before it is ready: an exit as any other (policy, back-off).
+    .init(state: .awaitingReady(pid: 7, since: 10, probeAt: 11, giveUpAt: 13), event: .childExited(.exited(1), ranFor: 0.5), now: 10.5,
+          actions: [.logExit(.exited(1), ranFor: 0.5), .killJob, .log("quick death 1 in a row: waiting 1s before restarting")],
+          after: .waiting(until: 11.5, reason: .backoff), shown: .waiting),
+    // A late answer once running, or any state but awaitingReady: nothing.
+    .init(state: .running(pid: 7, since: 10), event: .ready, now: 12, actions: [], after: .running(pid: 7, since: 10), shown: .running),
+  ]
+
+  @Test("readiness: starting until ready, ready and unready events, an unready run is a failed quick death", arguments: readinessRows)
+  func readiness(_ row: ReadinessRow) {
+    var m = readinessMachine()
+    m.state = row.state
+    #expect(m.handle(row.event, now: row.now) == row.actions)
+    #expect(m.state == row.after)
+    #expect(m.jobState == row.shown)
+  }
+
+  /// A ready machine checking health every 2 s, 1 s to answer, 2 failures in a row to restart.
+  func healthMachine() -> RunnerMachine {
+    var spec = JobSpec(name: "t-1", group: "t", command: "/bin/true")
+    spec.stopTimeout = 5
+    spec.health = "tcp:8080"
+    spec.healthInterval = 2
+    spec.healthTimeout = 1
+    spec.healthRetries = 2
+    var m = RunnerMachine(spec: spec)
+    _ = m.handle(.spawned(pid: 7), now: 0)
+    return m
+  }
+
+  @Test("liveness: a check every health-interval while ready; failures make it unhealthy, health-retries in a row restart it")
+  func liveness() {
+    var m = healthMachine()
+    #expect(m.state == .running(pid: 7, since: 0))
+    #expect(m.deadline == 2, "the first check an interval after ready")
+    #expect(m.handle(.deadline, now: 1) == [])
+    #expect(m.handle(.deadline, now: 2) == [.checkHealth])
+    #expect(m.deadline == 3, "its answer is due within health-timeout")
+    #expect(m.handle(.healthPassed, now: 2.1) == [])
+    #expect(m.state == .running(pid: 7, since: 0))
+    #expect(m.deadline == 4)
+    #expect(m.handle(.deadline, now: 4) == [.checkHealth])
+    #expect(m.handle(.healthFailed, now: 4.1) == [.log("health check failed")])
+    #expect(m.state == .unhealthy(pid: 7, since: 0, failures: 1))
+    #expect(m.jobState == .unhealthy)
+    // Passing again: running.
+    #expect(m.handle(.deadline, now: 6) == [.checkHealth])
+    #expect(m.handle(.healthPassed, now: 6.1) == [.log("health check passed again")])
+    #expect(m.jobState == .running)
+    // No answer by health-timeout is a failure; two in a row end the run.
+    #expect(m.handle(.deadline, now: 8) == [.checkHealth])
+    #expect(m.handle(.deadline, now: 9) == [.abandonHealthCheck, .log("health check failed")])
+    #expect(m.handle(.deadline, now: 10) == [.checkHealth])
+    #expect(m.handle(.healthFailed, now: 10.5) == [
+      .log("2 health checks failed in a row: restarting"), .record(event: "unhealthy", detail: "2 health checks failed in a row"),
+      .signalJob(.terminate),
+    ])
+    #expect(m.state == .ending(pid: 7, killAt: 15.5, cause: .unhealthy, ranFor: 10.5))
+    #expect(m.deadline == 15.5, "no more checks while ending")
+    _ = m.handle(.childExited(.signaled(.terminate), ranFor: 10.6), now: 10.6)
+    // Ran past stable-after (10 s): restarted at once, not a quick death.
+    #expect(m.handle(.allGone, now: 10.7) == [.recordEnd(.unhealthy, ranFor: 10.5), .spawn])
+    #expect(m.quickDeaths == 0)
+  }
+
+  @Test("watchdogs: silence-max ends a quiet run (event silent); memory-max ends one whose tree grew past it (event memory)")
+  func watchdogs() {
+    var spec = JobSpec(name: "t-1", group: "t", command: "/bin/true")
+    spec.stopTimeout = 5
+    spec.silenceMax = 3
+    spec.memoryMax = 1000
+    var m = RunnerMachine(spec: spec)
+    _ = m.handle(.spawned(pid: 7), now: 0)
+    #expect(m.deadline == 1, "memory measured every second")
+    #expect(m.handle(.deadline, now: 1) == [.measureMemory])
+    #expect(m.handle(.memoryMeasured(1000), now: 1) == [], "at the limit is not above it")
+    m.lastOutput = 2.5
+    #expect(m.handle(.deadline, now: 3) == [.measureMemory], "output at 2.5 s: not silent at 3 s")
+    #expect(m.deadline == 4)
+    #expect(m.handle(.deadline, now: 5.5) == [
+      .log("no output for 3s: restarting"), .record(event: "silent", detail: "no output for 3s"), .signalJob(.terminate),
+    ])
+    #expect(m.state == .ending(pid: 7, killAt: 10.5, cause: .silent, ranFor: 5.5))
+    var big = RunnerMachine(spec: spec)
+    _ = big.handle(.spawned(pid: 8), now: 0)
+    #expect(big.handle(.memoryMeasured(1001), now: 1) == [
+      .log("memory 1001 bytes, above memory-max 1000: restarting"),
+      .record(event: "memory", detail: "1001 bytes, above memory-max 1000"), .signalJob(.terminate),
+    ])
+    #expect(big.state == .ending(pid: 8, killAt: 6, cause: .memory, ranFor: 1))
+    _ = big.handle(.childExited(.signaled(.terminate), ranFor: 1), now: 1.1)
+    #expect(big.handle(.allGone, now: 1.2) == [.recordEnd(.memory, ranFor: 1), .log("quick death 1 in a row: waiting 1s before restarting")])
+  }
+
+  @Test("unhealthy: stop, hangup and exits act as in running")
+  func unhealthyRows() {
+    var m = healthMachine()
+    m.state = .unhealthy(pid: 7, since: 0, failures: 1)
+    #expect(m.handle(.stopRequested, now: 3) == [.log("stopping: SIGTERM to the job"), .signalJob(.terminate)])
+    #expect(m.state == .stopping(pid: 7, killAt: 8, final: .stopped))
+    var e = healthMachine()
+    e.state = .unhealthy(pid: 7, since: 0, failures: 1)
+    #expect(e.handle(.childExited(.exited(0), ranFor: 20), now: 20) == [.logExit(.exited(0), ranFor: 20), .killJob, .spawn])
+  }
+
+  @Test("an unready run under restart never: exited, last exit unready; without job.ready: running at exec")
+  func unreadyNever() {
+    var m = readinessMachine(.never)
+    m.state = .ending(pid: 0, killAt: 18, cause: .unready, ranFor: 3)
+    #expect(m.handle(.allGone, now: 14) == [.recordEnd(.unready, ranFor: 3)])
+    #expect(m.jobState == .exited)
+    var plain = machine()
+    _ = plain.handle(.spawned(pid: 3), now: 1)
+    #expect(plain.state == .running(pid: 3, since: 1))
+    // An unready run that lasted past stable-after is still a quick death.
+    var late = readinessMachine()
+    late.state = .ending(pid: 0, killAt: 99, cause: .unready, ranFor: 60)
+    _ = late.handle(.allGone, now: 70)
+    #expect(late.quickDeaths == 1)
+  }
 }
 
 @Suite("names, signals, specs and formats")
@@ -217,9 +396,127 @@ struct PureLogicTests {
     spec.umask = 0o077
     spec.confIdentity = "12:1700000000.5:300"
     spec.scrollback = 5000
+    spec.ready = "log:^listening on [0-9]+$"
+    spec.readyTimeout = 30
+    spec.readyInterval = 0.25
+    spec.health = "http://127.0.0.1:8080/health?x=1"
+    spec.healthInterval = 1
+    spec.healthTimeout = 0.5
+    spec.healthRetries = 5
+    spec.silenceMax = 60
+    spec.memoryMax = 1 << 30
+    spec.limits = ["nofile=1024", "core=unlimited"]
     #expect(fieldsLeftAtDefault(spec, defaults) == [], "set every field, so each is round-tripped")
     #expect(JobSpec(decoding: spec.encoded()) == spec)
     #expect(JobSpec(decoding: Array(spec.encoded().dropLast())) == nil)
+  }
+
+  @Test("the spec file's bytes are pinned: key NUL value NUL in the table's order")
+  func specBytes() {
+    var spec = JobSpec(name: "w-1", group: "w", command: "/bin/echo")
+    spec.arguments = ["a"]
+    spec.after = ["db"]
+    spec.stopSignal = .hangup
+    spec.umask = 0o027
+    spec.confIdentity = "1:2.3:4"
+    spec.health = "tcp:80"
+    spec.limits = ["nofile=64", "core=0"]
+    let words: [String] = [
+      "name", "w-1", "group", "w", "cmd", "/bin/echo", "arg", "a", "cwd", "/", "restart", "always",
+      "stop-signal", "1", "stop-timeout", "10.0", "stable-after", "10.0", "backoff-max", "300.0",
+      "log-max-bytes", "10485760", "log-keep", "5", "scrollback", "100", "desired", "running", "after", "db",
+      "after-delay", "0.0", "propagate", "false", "hook-timeout", "10.0", "umask", "23",
+      "ready", "", "ready-timeout", "60.0", "ready-interval", "0.1", "health", "tcp:80", "health-interval", "10.0",
+      "health-timeout", "5.0", "health-retries", "3", "silence-max", "0.0", "memory-max", "0",
+      "limit", "nofile=64", "limit", "core=0", "conf-identity", "1:2.3:4",
+    ]
+    let expected: [UInt8] = words.flatMap { Array($0.utf8) + [0] }
+    #expect(spec.encoded() == expected)
+  }
+
+  @Test("each conf key reaches its JobSpec field through the key table")
+  func confToSpec() {
+    let conf = JobConf(entries: [
+      ("job.group", "w"), ("job.cmd", "/bin/echo"), ("job.args", "a"), ("job.args", "b"), ("job.env", "A=1"),
+      ("job.cwd", "/srv"), ("job.restart", "never"), ("job.stop-signal", "HUP"), ("job.stop-timeout", "2.5"),
+      ("job.stable-after", "1"), ("job.backoff-max", "7"), ("job.log-max-bytes", "8192"), ("job.log-keep", "2"),
+      ("job.scrollback", "50"), ("job.desired", "stopped"), ("job.after", "db"), ("job.after-delay", "3"),
+      ("job.propagate", "yes"), ("job.pre", "/bin/true"), ("job.post", "/bin/true"), ("job.on-failure", "/bin/false"),
+      ("job.hook-timeout", "4"), ("job.umask", "027"), ("job.stop-timeout", "3"),
+      ("job.ready", "http://127.0.0.1:8080/up"), ("job.ready-timeout", "9"), ("job.ready-interval", "0.5"),
+      ("job.health", "exec:true"), ("job.health-interval", "2"), ("job.health-timeout", "1"),
+      ("job.health-retries", "4"), ("job.silence-max", "30"), ("job.memory-max", "64M"),
+      ("job.limit", "nofile=100"), ("job.limit", "as=1G"),
+    ])
+    let spec = ConfKeys.spec(from: conf, name: "w-1")
+    var expected = JobSpec(name: "w-1", group: "w", command: "/bin/echo")
+    expected.arguments = ["a", "b"]
+    expected.environment = ["A=1"]
+    expected.directory = "/srv"
+    expected.restart = .never
+    expected.stopSignal = .hangup
+    expected.stopTimeout = 3  // The last value of a single key, git's rule.
+    expected.stableAfter = 1
+    expected.backoffMax = 7
+    expected.logMaxBytes = 8192
+    expected.logKeep = 2
+    expected.scrollback = 50
+    expected.desiredRunning = false
+    expected.after = ["db"]
+    expected.afterDelay = 3
+    expected.propagate = true
+    expected.pre = ["/bin/true"]
+    expected.post = ["/bin/true"]
+    expected.onFailure = ["/bin/false"]
+    expected.hookTimeout = 4
+    expected.umask = 0o027
+    expected.ready = "http://127.0.0.1:8080/up"
+    expected.readyTimeout = 9
+    expected.readyInterval = 0.5
+    expected.health = "exec:true"
+    expected.healthInterval = 2
+    expected.healthTimeout = 1
+    expected.healthRetries = 4
+    expected.silenceMax = 30
+    expected.memoryMax = 64 << 20
+    expected.limits = ["nofile=100", "as=1G"]
+    #expect(spec == expected)
+    #expect(ConfKeys.spec(from: JobConf(entries: []), name: "web-2").group == "web", "group from the name")
+  }
+
+  @Test("probe SPECs parse into their forms; malformed ones do not", arguments: [
+    ("tcp:8080", Probe.tcp(host: "127.0.0.1", port: 8080)), ("tcp:db.local:5432", .tcp(host: "db.local", port: 5432)),
+    ("tcp:[::1]:80", .tcp(host: "::1", port: 80)), ("http://127.0.0.1:8000/", .http(host: "127.0.0.1", port: 8000, path: "/")),
+    ("http://localhost:8000", .http(host: "localhost", port: 8000, path: "/")),
+    ("http://h:1/a/b?c=d", .http(host: "h", port: 1, path: "/a/b?c=d")), ("exec:test -e /tmp/x", .exec("test -e /tmp/x")),
+    ("log:listening on [0-9]+", .log("listening on [0-9]+")), ("notify", .notify),
+    ("tcp:", nil), ("tcp:0", nil), ("tcp:65536", nil), ("tcp:x", nil), ("tcp:h:", nil), ("http://h/x", nil),
+    ("http://h:80/a b", nil), ("https://h:443/", nil), ("exec:", nil), ("log:(", nil), ("log:", nil), ("NOTIFY", nil), ("", nil),
+  ] as [(String, Probe?)])
+  func probes(_ text: String, _ expected: Probe?) {
+    #expect(Probe(parsing: text) == expected)
+  }
+
+  @Test("limits: a name SPEC allows, a whole number with K/M/G or unlimited")
+  func limits() {
+    #expect(ResourceLimit(parsing: "nofile=64")?.value == 64)
+    #expect(ResourceLimit(parsing: "as=1G")?.value == 1 << 30)
+    #expect(ResourceLimit(parsing: "core=unlimited")?.value == UInt64.max)
+    #expect(ResourceLimit(parsing: "stack=8M")?.resource == Int32(RLIMIT_STACK.rawValue))
+    for bad in ["files=1", "nofile", "nofile=", "nofile=-1", "nofile=1.5", "nofile=1T", "=1", "nofile=99999999999999999999G"] {
+      #expect(ResourceLimit(parsing: bad) == nil, "\(bad)")
+    }
+  }
+
+  @Test("the README's conf tables list every key of the table, and no other")
+  func readmeListsEveryKey() throws {
+    let readme = try String(contentsOfFile: #filePath.replacingOccurrences(of: "Tests/USVCTests/UnitTests.swift", with: "README.md"), encoding: .utf8)
+    var documented: Set<String> = []
+    for line in readme.split(separator: "\n") where line.hasPrefix("| `job.") {
+      let cell = line.dropFirst(2).prefix { $0 != "|" }
+      for part in cell.split(separator: "`") where part.hasPrefix("job.") { documented.insert(String(part.dropFirst(4))) }
+    }
+    #expect(documented == Set(JobKeys.all.map(\.name)))
   }
 
   @Test("run state survives encoding, every field set; a reason's newline becomes a space")
@@ -244,6 +541,8 @@ struct PureLogicTests {
     state.programDevice = 2049
     state.programInode = 131_072
     state.programModified = 1_699_999_999.123
+    state.checksHealth = true
+    state.healthFailures = 2
     state.waitingFor = "db"
     #expect(fieldsLeftAtDefault(state, RunState()) == [], "set every field, so each is round-tripped")
     #expect(RunState(decoding: state.encoded()) == state)

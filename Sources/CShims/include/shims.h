@@ -56,15 +56,16 @@ int usvc_malloc_trim(void);
 
 
 /// One step of what a child started by `usvc_spawn_plain` does with its
-/// descriptors before exec.
+/// descriptors and resource limits before exec.
 struct usvc_fd_action {
-  int kind;          // USVC_FD_OPEN, USVC_FD_DUPLICATE or USVC_FD_CLOSE_FROM
-  int fd;            // the descriptor it makes (open, duplicate) or the first it closes
+  int kind;          // USVC_FD_OPEN, USVC_FD_DUPLICATE, USVC_FD_CLOSE_FROM or USVC_SET_LIMIT
+  int fd;            // the descriptor it makes (open, duplicate) or the first it closes; the RLIMIT_*
   int source;        // duplicate: the descriptor copied
   int flags;         // open: the open flags
   const char *path;  // open: the path
+  unsigned long long limit;  // set limit: soft and hard (RLIM_INFINITY: unlimited)
 };
-enum { USVC_FD_OPEN = 1, USVC_FD_DUPLICATE = 2, USVC_FD_CLOSE_FROM = 3 };
+enum { USVC_FD_OPEN = 1, USVC_FD_DUPLICATE = 2, USVC_FD_CLOSE_FROM = 3, USVC_SET_LIMIT = 4 };
 
 /// Starts `path` (which holds a '/') as posix_spawn would with an empty signal
 /// mask (and POSIX_SPAWN_SETSID when `new_session`), but its child makes only
@@ -97,4 +98,12 @@ void usvc_terminal_restore(void);
 
 /// `wcwidth`: the columns a character takes (-1: not printable), by LC_CTYPE.
 int usvc_wcwidth(unsigned int scalar);
+/// Starts a non-blocking TCP connect to `host` (a numeric IPv4 or IPv6
+/// address, or `localhost`) and `port`: the socket (CLOEXEC, non-blocking),
+/// whose connect may still be in progress (poll it for POLLOUT, then
+/// `usvc_socket_error`), or -errno. No name lookup: it would block.
+int usvc_tcp_connect_start(const char *host, int port);
+/// The pending error of a socket (SO_ERROR): 0 once a connect succeeded.
+int usvc_socket_error(int fd);
+
 #endif

@@ -6,12 +6,19 @@ extension USVC {
     static let configuration = CommandConfiguration(
       commandName: "restart", abstract: "Stop jobs (if running), then start them again with a fresh back-off.")
     @OptionGroup var selection: RequiredSelectors<Restart>
-
+    @Flag(help: "One job at a time, each ready (running) before the next.")
+    var rolling = false
     @OptionGroup var fleet: FleetOptions
+
     func run() throws {
       if fleet.isActive { return try fleet.run(.acting) }
       let supervisor = try USVC.supervisor()
-      try supervisor.restart(try supervisor.select(selection.selectors)) { output($0.description) }
+      let names = try supervisor.select(selection.selectors)
+      if rolling {
+        try supervisor.restartRolling(names) { output($0.description) }
+      } else {
+        try supervisor.restart(names) { output($0.description) }
+      }
     }
   }
 }

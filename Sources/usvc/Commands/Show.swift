@@ -30,6 +30,8 @@ extension USVC {
           "last-exit: \(run.lastExit)", "last-run: \(StatusFormat.decimal(run.lastRunSeconds, places: 3))s",
           "average-run: \(StatusFormat.decimal(run.averageRunSeconds, places: 3))s",
           "quick-deaths: \(run.quickDeaths)",
+          "ready: \(figures.state == .running || figures.state == .unhealthy)",
+          "health: \(StatusFormat.health(figures) ?? "-")", "health-failures: \(run.healthFailures)",
           "retry-at: \(figures.state == .waiting && run.retryAt > 0 ? isoTime(run.retryAt) : "-")",
           "reason: \(run.reason.isEmpty ? "-" : run.reason.visible)",
           "cpu: \(StatusFormat.decimal(figures.cpuPercent))%",

@@ -26,6 +26,10 @@ extension USVC {
     var after: [String] = []
     @Option(help: "Run CMD (through sh -c) after a failed run, e.g. to send mail.")
     var notify: String?
+    @Option(help: "When a run counts as ready: tcp:PORT, tcp:HOST:PORT, http://HOST:PORT/PATH, exec:CMD, log:REGEX or notify.")
+    var ready: String?
+    @Option(help: "Check liveness while ready: tcp:PORT, tcp:HOST:PORT, http://HOST:PORT/PATH or exec:CMD.")
+    var health: String?
     @Argument(help: "Group name: 1-32 of a-z 0-9 -, starting with a letter.")
     var group: String
     @Argument(parsing: .captureForPassthrough, help: "The program and its arguments.")
@@ -55,6 +59,8 @@ extension USVC {
       request.environment = environment
       request.after = after
       request.notify = notify
+      if let ready { request.extra.append(.set("job.ready", [ready])) }
+      if let health { request.extra.append(.set("job.health", [health])) }
       let supervisor = try USVC.supervisor()
       for entry in supervisor.unkeptVariables() {
         printError("usvc: warning: the jobs do not get '\(entry.visible)' from your environment: it is not KEY=VALUE")
