@@ -511,43 +511,37 @@ public struct RunnerMachine: Sendable {
   /// `exited`; else an `unready` run is always a quick death, the others
   /// follow `stable-after` as any exit does.
   private mutating func endedByUsvc(_ cause: EndCause, ranFor: Double, now: Double) -> [Action] {
-    var actions: [Action] = [.recordEnd(cause, ranFor: ranFor)]
+    let actions: [Action] = [.recordEnd(cause, ranFor: ranFor)]
     guard restart != .never else {
       state = .finished(.exited)
       return actions
     }
-    if cause != .unready && ranFor >= stableAfter {
+    return actions + startAgain(quickDeath: cause == .unready || ranFor < stableAfter, now: now)
+  }
+
+  /// The next run: at once after a stable one (the count of quick deaths
+  /// starts again), else after the back-off of the k-th quick death in a row.
+  private mutating func startAgain(quickDeath: Bool, now: Double) -> [Action] {
+    guard quickDeath else {
       quickDeaths = 0
       state = .starting
-      actions.append(.spawn)
-    } else {
-      quickDeaths += 1
-      let delay = backoff(forQuickDeath: quickDeaths)
-      state = .waiting(until: now + delay, reason: .backoff)
-      actions.append(.log("quick death \(quickDeaths) in a row: waiting \(format(delay)) before restarting"))
+      return [.spawn]
     }
-    return actions
+    quickDeaths += 1
+    let delay = backoff(forQuickDeath: quickDeaths)
+    state = .waiting(until: now + delay, reason: .backoff)
+    return [.log("quick death \(quickDeaths) in a row: waiting \(format(delay)) before restarting")]
   }
 
   /// A run ended on its own: restart now, wait, or finish, per policy and back-off.
   private mutating func ended(_ status: TerminationStatus, ranFor: Double, now: Double) -> [Action]
   {
-    var actions: [Action] = [.logExit(status, ranFor: ranFor), .killJob]
+    let actions: [Action] = [.logExit(status, ranFor: ranFor), .killJob]
     guard restart.restarts(after: status) else {
       state = .finished(.exited)
       return actions
     }
-    if ranFor >= stableAfter {
-      quickDeaths = 0
-      state = .starting
-      actions.append(.spawn)
-    } else {
-      quickDeaths += 1
-      let delay = backoff(forQuickDeath: quickDeaths)
-      state = .waiting(until: now + delay, reason: .backoff)
-      actions.append(.log("quick death \(quickDeaths) in a row: waiting \(format(delay)) before restarting"))
-    }
-    return actions
+    return actions + startAgain(quickDeath: ranFor < stableAfter, now: now)
   }
 }
 
