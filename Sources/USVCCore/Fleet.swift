@@ -92,12 +92,9 @@ public struct Fleet: Sendable {
     controlDirectory = variable("USVC_SSH_MUX") == "no" ? nil : Self.controlDirectory(environment: environment)
   }
 
+  /// A variable that is set and not empty (an empty USVC_SSH means the default).
   static func variable(_ key: String, in environment: [String]) -> String? {
-    for entry in environment where entry.hasPrefix(key + "=") {
-      let value = String(entry.dropFirst(key.count + 1))
-      return value.isEmpty ? nil : value
-    }
-    return nil
+    value(of: key, in: environment).flatMap { $0.isEmpty ? nil : $0 }
   }
 
   // MARK: - Which hosts
@@ -184,11 +181,8 @@ public struct Fleet: Sendable {
     let plain = !word.isEmpty && word.unicodeScalars.allSatisfy {
       ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "/._-+:,@=".unicodeScalars.contains($0)
     }
-    return plain ? word : shellQuoted(word)
+    return plain ? word : word.shellQuoted
   }
-
-  /// `word` as one word for a POSIX shell: `'…'`, each `'` written `'\''`.
-  public static func shellQuoted(_ word: String) -> String { word.shellQuoted }
 
   /// The 0700 directory of this user's for control sockets whose paths fit a
   /// Unix socket (108 bytes with its NUL; ssh first binds `PATH.` + 16

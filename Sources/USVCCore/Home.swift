@@ -64,14 +64,3 @@ public func currentDirectory() -> String {
   guard getcwd(&buffer, buffer.count) != nil else { return "/" }
   return String(lossless: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) })
 }
-
-/// `KEY=VALUE` entries as a dictionary (a later entry of a key wins).
-public func environmentVariables(_ environment: [String]) -> [String: String] {
-  var variables: [String: String] = [:]
-  for entry in environment {
-    if let equals = entry.firstIndex(of: "=") {
-      variables[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
-    }
-  }
-  return variables
-}

@@ -538,9 +538,9 @@ struct CoreHostsTests {
 
   @Test("every remote word is single-quoted so a POSIX shell gives it back exactly")
   func quoting() throws {
-    #expect(Fleet.shellQuoted("it's") == #"'it'\''s'"#)
+    #expect("it's".shellQuoted == #"'it'\''s'"#)
     let words = CoreIntegrationTests.hostileArguments
-    let script = #"printf '%s\0' "# + words.map(Fleet.shellQuoted).joined(separator: " ")
+    let script = #"printf '%s\0' "# + words.map(\.shellQuoted).joined(separator: " ")
     let result = try TestHome.run(["/bin/sh", "-c", script], environment: [:])
     #expect(result.stdout.split(separator: "\0", omittingEmptySubsequences: false).dropLast().map(String.init) == words)
   }
