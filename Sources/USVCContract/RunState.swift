@@ -90,12 +90,20 @@ public struct RunState: Equatable, Sendable {
     """
   }
 
-  public init(decoding text: String) {
-    for line in text.split(separator: "\n") {
-      if line == "end=1" { break }  // What follows is left from a longer earlier write.
-      guard let equals = line.firstIndex(of: "=") else { continue }
-      let value = String(line[line.index(after: equals)...])
-      switch line[..<equals] {
+  public init(decoding text: String) { self.init(decoding: Array(text.utf8)) }
+
+  /// Decodes `encoded()` from the state file's bytes. Byte by byte, not through
+  /// `String`'s character view: `status` decodes every job's state on each call.
+  public init(decoding bytes: [UInt8]) {
+    var lineStart = 0
+    while lineStart < bytes.count {
+      let lineEnd = bytes[lineStart...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count
+      defer { lineStart = lineEnd + 1 }
+      guard let equals = bytes[lineStart..<lineEnd].firstIndex(of: UInt8(ascii: "=")) else { continue }
+      let key = String(decoding: bytes[lineStart..<equals], as: UTF8.self)
+      let value = String(decoding: bytes[(equals + 1)..<lineEnd], as: UTF8.self)
+      switch key {
+      case "end": return  // What follows is left from a longer earlier write.
       case "runner": runner = pid_t(value) ?? 0
       case "state": state = JobState(rawValue: value) ?? .lost
       case "pid": pid = pid_t(value) ?? 0
@@ -163,14 +171,14 @@ extension JobPaths {
   /// The job's state file, read whole: a read that caught the runner half-way
   /// through a write (no `end=1` line) is done again. Nil when there is none.
   public func readState() -> RunState? {
-    var text: String?
+    var bytes: [UInt8]?
     for _ in 0..<50 {
-      text = readTextFile(state)
-      guard let read = text else { return nil }
-      if read.contains("\nend=1\n") { break }
+      bytes = readFile(state, shortReadEnds: true)
+      guard let read = bytes else { return nil }
+      if read.contains(line: "end=1") { break }
       usleep(200)
     }
-    return text.map(RunState.init(decoding:))
+    return bytes.map(RunState.init(decoding:))
   }
 
   /// The live state of this job as others see it: its runner's record, or nil
@@ -230,4 +238,19 @@ public func tmuxSocket(environment: [String]) -> String? {
   guard parts.count >= 3 else { return nil }
   parts.removeLast(2)
   return parts.joined(separator: ",")
+}
+
+extension [UInt8] {
+  /// Whether `line` is one of these bytes' lines (for the state file every
+  /// `status` reads: no `String` is made of it).
+  func contains(line: String) -> Bool {
+    let wanted = Array(line.utf8)
+    var lineStart = startIndex
+    while lineStart < endIndex {
+      let lineEnd = self[lineStart...].firstIndex(of: UInt8(ascii: "\n")) ?? endIndex
+      if self[lineStart..<lineEnd].elementsEqual(wanted) { return true }
+      lineStart = lineEnd + 1
+    }
+    return false
+  }
 }

@@ -109,7 +109,7 @@ extension Supervisor {
       // The job's processes are its runner's descendants (the runner is their
       // subreaper): a few reads of the kernel's children lists, not a scan of /proc.
       if processFigures, job.isLive, let pid = job.pid, let runner = job.runner,
-        case let members = ProcStat.descendantPids(of: runner, singleThreaded: true).compactMap(ProcStat.read),
+        case let members = ProcStat.descendants(of: runner),
         let main = members.first(where: { $0.pid == pid })
       {
         status.pid = pid

@@ -149,7 +149,7 @@ public struct Supervisor: Sendable {
 
   public func view(_ name: String) -> JobView {
     let paths = home.paths(name)
-    let spec = readFile(paths.spec).flatMap { JobSpec(decoding: $0, includingEnvironment: false) }
+    let spec = readFile(paths.spec, shortReadEnds: true).flatMap { JobSpec(decoding: $0, includingEnvironment: false) }
     let runner = paths.runnerPid()
     var run = paths.readState()
     if run == nil, let runner { run = askForState(runner, paths) }

@@ -315,8 +315,8 @@ public struct Runner {
       case .abandonHealthCheck: dropHealthCheck()
       case .measureMemory:
         // The whole tree, as `status` sums it: the job's group and every other descendant.
-        let bytes = ProcStat.descendantPids(of: getpid(), singleThreaded: true).reduce(UInt64(0)) {
-          $0 + (ProcStat.read($1)?.residentPages ?? 0) * UInt64(sysconf(Int32(_SC_PAGESIZE)))
+        let bytes = ProcStat.descendants(of: getpid()).reduce(UInt64(0)) {
+          $0 + $1.residentPages * UInt64(sysconf(Int32(_SC_PAGESIZE)))
         }
         next = next ?? .memoryMeasured(bytes)
       case .spawn, .spawnProgram, .killJob, .killHook: break
@@ -351,7 +351,7 @@ public struct Runner {
   func signalJob(_ signals: [Signal]) {
     // No child at all (the usual case once a run ended): no descendant either,
     // and the respawn path skips reading the kernel's children lists.
-    let descendants = hasChildren() ? ProcStat.descendantPids(of: getpid(), singleThreaded: true) : []
+    let descendants = hasChildren() ? ProcStat.descendants(of: getpid()).map(\.pid) : []
     for signal in signals {
       if published.pid > 1 { try? signal.send(toGroup: published.pid) }
       for pid in descendants { try? signal.send(to: pid) }

@@ -56,15 +56,18 @@ public struct FileDescriptor: Sendable, Hashable {
   }
 
   /// Everything up to end of file.
-  public func readAll() throws(Errno) -> [UInt8] {
+  /// With `shortReadEnds`, a read that returns less than asked is taken as the
+  /// end, which saves a read per file: true of regular files and of /proc's
+  /// files, which hand over all they have up to the size asked; not of pipes.
+  public func readAll(shortReadEnds: Bool = false) throws(Errno) -> [UInt8] {
     var result: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 4096)
     while true {
       let count = try chunk.withUnsafeMutableBytes { raw in
         Result { () throws(Errno) in try read(into: raw) }
       }.get()
-      if count == 0 { return result }
       result.append(contentsOf: chunk[0..<count])
+      if count == 0 || (shortReadEnds && count < chunk.count) { return result }
     }
   }
 
@@ -98,9 +101,11 @@ public struct FileDescriptor: Sendable, Hashable {
 }
 
 /// The whole content of a small file, or nil when it cannot be read.
-public func readFile(_ path: String) -> [UInt8]? {
+/// `shortReadEnds` (see `readAll`) only for files known not to be pipes: usvc's
+/// own files under the home and /proc's (`status` reads several per job).
+public func readFile(_ path: String, shortReadEnds: Bool = false) -> [UInt8]? {
   guard let fd = try? FileDescriptor.open(path, O_RDONLY) else { return nil }
-  return fd.closeAfter { try? $0.readAll() }
+  return fd.closeAfter { try? $0.readAll(shortReadEnds: shortReadEnds) }
 }
 
 /// The whole content of a small file as UTF-8 text (invalid bytes repaired), or nil.

@@ -15,12 +15,26 @@ import Glibc
 extension String {
   /// The text of `bytes`, each byte that is not part of UTF-8 kept as an escape scalar.
   public init(lossless bytes: some Collection<UInt8>) {
-    // Nearly always: valid UTF-8 without the lead byte of the escape range.
-    if !bytes.contains(0xF4), let text = String(validating: bytes, as: UTF8.self) {
+    // Nearly always: valid UTF-8 without the lead byte of the escape range,
+    // checked on contiguous bytes without generic code (`status` decodes every
+    // job's spec).
+    if let text = bytes.withContiguousStorageIfAvailable(String.init(plainUTF8:)) ?? nil {
       self = text
       return
     }
     self.init(decodingWithEscapes: Array(bytes))
+  }
+
+  /// The text of `bytes` when they are UTF-8 without escape scalars, else nil.
+  private init?(plainUTF8 bytes: UnsafeBufferPointer<UInt8>) {
+    guard let start = bytes.baseAddress else {
+      self = ""
+      return
+    }
+    guard memchr(start, 0xF4, bytes.count) == nil, let text = String(validating: bytes, as: UTF8.self) else {
+      return nil
+    }
+    self = text
   }
 
   /// One sequence at a time, for input with bytes that are not UTF-8 (or escape scalars).
@@ -78,7 +92,10 @@ extension String {
 
   /// The text of a NUL-terminated C string, bytes that are not UTF-8 kept.
   public init(losslessCString pointer: UnsafePointer<CChar>) {
-    self.init(lossless: UnsafeRawBufferPointer(start: pointer, count: strlen(pointer)))
+    let count = strlen(pointer)
+    self = pointer.withMemoryRebound(to: UInt8.self, capacity: count) {
+      String(lossless: UnsafeBufferPointer(start: $0, count: count))
+    }
   }
 
   /// The bytes this text was decoded from (`init(lossless:)`): escape scalars

@@ -13,6 +13,8 @@ public struct ProcStat: Sendable, Equatable {
   public var startTicks: UInt64
   /// Resident set size, in pages.
   public var residentPages: UInt64
+  /// How many threads (tasks) it has.
+  public var threads: Int
 
   /// Parses one stat line. The command name sits in parentheses and may hold
   /// spaces or `)`, so fields are counted from the last `)`.
@@ -35,8 +37,8 @@ public struct ProcStat: Sendable, Equatable {
     guard fields.count >= 22, let stateByte = fields[0].first,
       let parent = ProcStat.number(fields[1]), let group = ProcStat.number(fields[2]),
       let session = ProcStat.number(fields[3]), let utime = ProcStat.number(fields[11]),
-      let stime = ProcStat.number(fields[12]), let start = ProcStat.number(fields[19]),
-      let rss = ProcStat.number(fields[21])
+      let stime = ProcStat.number(fields[12]), let threads = ProcStat.number(fields[17]),
+      let start = ProcStat.number(fields[19]), let rss = ProcStat.number(fields[21])
     else { return nil }
     self.pid = pid_t(pid)
     self.state = Character(Unicode.Scalar(stateByte))
@@ -46,6 +48,7 @@ public struct ProcStat: Sendable, Equatable {
     self.cpuTicks = UInt64(utime + stime)
     self.startTicks = UInt64(start)
     self.residentPages = UInt64(max(rss, 0))
+    self.threads = Int(threads)
   }
 
   static func number(_ bytes: ArraySlice<UInt8>) -> Int64? {
@@ -63,7 +66,7 @@ public struct ProcStat: Sendable, Equatable {
 
   /// The stat of one process, or nil when it is gone.
   public static func read(_ pid: pid_t) -> ProcStat? {
-    readFile("/proc/\(pid)/stat").flatMap { ProcStat(line: $0) }
+    readFile("/proc/\(pid)/stat", shortReadEnds: true).flatMap { ProcStat(line: $0) }
   }
 
   /// Every process visible in /proc, read in one pass.
@@ -84,33 +87,26 @@ public struct ProcStat: Sendable, Equatable {
     return bytes.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
   }
 
-  /// The pids of every descendant of `ancestor`, from the kernel's children lists
-  /// (`/proc/PID/task/TID/children`): a few small reads instead of a scan of /proc.
-  public static func descendantPids(of ancestor: pid_t, singleThreaded: Bool = false) -> [pid_t] {
-    var result: [pid_t] = []
-    var queue = [ancestor]
+  /// Every descendant of `ancestor` (a single-threaded process: a runner),
+  /// from the kernel's children lists (`/proc/PID/task/TID/children`): a few
+  /// small reads instead of a scan of /proc. Each one's stat is read on the way,
+  /// which also tells whether it has threads whose children must be listed too.
+  public static func descendants(of ancestor: pid_t) -> [ProcStat] {
+    var result: [ProcStat] = []
+    var queue = children(of: ancestor, task: ancestor)
     while let pid = queue.popLast() {
-      // A single-threaded ancestor (a runner) has one task list: skip listing them.
-      let tasks = singleThreaded && pid == ancestor ? ["\(pid)"] : directoryEntries("/proc/\(pid)/task")
-      for task in tasks {
-        guard let text = readTextFile("/proc/\(pid)/task/\(task)/children") else { continue }
-        let children = text.split(separator: " ").compactMap { pid_t($0.trimmingSuffix()) }
-        result += children
-        queue += children
-      }
+      guard let stat = read(pid) else { continue }  // Gone meanwhile.
+      result.append(stat)
+      let tasks = stat.threads > 1 ? directoryEntries("/proc/\(pid)/task").compactMap { pid_t($0) } : [pid]
+      for task in tasks { queue += children(of: pid, task: task) }
       if result.count > 100_000 { break }  // A pid loop can't happen; don't spin if it does.
     }
     return result
   }
 
-
-}
-
-extension Substring {
-  /// Without trailing newlines and spaces.
-  func trimmingSuffix() -> Substring {
-    var text = self
-    while let last = text.last, last == "\n" || last == " " { text.removeLast() }
-    return text
+  /// The children one task of `pid` started.
+  private static func children(of pid: pid_t, task: pid_t) -> [pid_t] {
+    guard let bytes = readFile("/proc/\(pid)/task/\(task)/children", shortReadEnds: true) else { return [] }
+    return bytes.split { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\n") }.compactMap { number($0).map(pid_t.init) }
   }
 }

@@ -570,9 +570,10 @@ struct PureLogicTests {
 
   @Test("proc stat lines with spaces and parentheses in the name parse")
   func procStat() {
-    let line = Array("123 (a) b (c)) S 1 123 123 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 555 1000 42 1844 ".utf8)
+    let line = Array("123 (a) b (c)) S 1 123 123 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 4 0 555 1000 42 1844 ".utf8)
     let stat = ProcStat(line: line)
     #expect(stat?.pid == 123 && stat?.state == "S" && stat?.parent == 1 && stat?.cpuTicks == 10 && stat?.startTicks == 555 && stat?.residentPages == 42)
+    #expect(stat?.threads == 4)
   }
 }
 
