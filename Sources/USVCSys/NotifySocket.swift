@@ -65,13 +65,13 @@ public struct NotifySocket: Sendable {
   /// Whether an sd_notify message holds the line `READY=1`. Messages are
   /// newline-separated `KEY=VALUE` lines (sd_notify(3)); every other key
   /// (`STATUS=`, `MAINPID=`, `WATCHDOG=1`, `STOPPING=1`, …) and anything that
-  /// is no such line is ignored. In a `truncated` message the last line is cut
-  /// short (`READY=10…` cut to `READY=1`) and does not count.
+  /// is no such line is ignored. A `truncated` message (longer than what was
+  /// read) is ignored whole, as systemd ignores one past its buffer.
   public static func saysReady(_ message: UnsafeRawBufferPointer, truncated: Bool) -> Bool {
+    guard !truncated else { return false }
     var start = 0
     while start < message.count {
       let end = message[start...].firstIndex(of: UInt8(ascii: "\n")) ?? message.count
-      if end == message.count && truncated { return false }
       if message[start..<end].elementsEqual("READY=1".utf8) { return true }
       start = end + 1
     }
