@@ -367,6 +367,8 @@ struct HealthTests {
       return view.state == .running && view.run.runner != runner && view.pid != nil && view.pid != pid
     })
     #expect(lstat(socket, &info) == 0 && info.st_mode & 0o777 == 0o600)
+    try t.ok("rm", "sk-1")
+    #expect(lstat(socket, &info) != 0, "rm leaves no socket")
   }
 
   @Test("--ready notify: when run/NAME.notify would pass 107 bytes, the socket is /tmp/usvc-UID/HASH.notify, said in the log, removed at the end")
