@@ -10,6 +10,8 @@
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -283,4 +285,29 @@ int usvc_socket_error(int fd) {
   socklen_t length = sizeof error;
   if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) < 0) return errno;
   return error;
+}
+
+int usvc_unix_datagram_bind(const char *path) {
+  struct sockaddr_un address;
+  memset(&address, 0, sizeof address);
+  address.sun_family = AF_UNIX;
+  size_t length = strlen(path);
+  if (length == 0 || length >= sizeof address.sun_path) return -ENAMETOOLONG;
+  memcpy(address.sun_path, path, length);
+  struct stat info;
+  if (lstat(path, &info) == 0) {
+    if (!S_ISSOCK(info.st_mode)) return -EEXIST;
+    if (unlink(path) < 0) return -errno;
+  }
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  mode_t previous = umask(0177);
+  int bound = bind(fd, (struct sockaddr *)&address, sizeof address);
+  int error = errno;
+  umask(previous);
+  if (bound < 0) {
+    close(fd);
+    return -error;
+  }
+  return fd;
 }

@@ -150,6 +150,9 @@ public struct JobPaths: Sendable {
   /// Held (flock) by a usvc command while it stops or starts the job, so two
   /// such commands take turns (`Supervisor.withControlLocks`).
   public var control: String { "\(home)/run/\(name).control" }
+  /// The datagram socket of a `job.ready notify` job (`NOTIFY_SOCKET`), made
+  /// by its runner, when this path fits a Unix socket (the runner says where else).
+  public var notifySocket: String { "\(home)/run/\(name).notify" }
 }
 
 extension JobPaths {

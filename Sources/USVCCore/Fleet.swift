@@ -201,11 +201,7 @@ public struct Fleet: Sendable {
       let plain = directory.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7f && !"\"'\\%#".unicodeScalars.contains($0) }
       guard plain, directory.utf8.count + 1 + 16 + 17 < 108 else { continue }
       if fileStatus(directory) == nil { _ = mkdir(directory, 0o700) }
-      var info = stat()
-      guard lstat(directory, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, info.st_uid == geteuid(),
-        info.st_mode & 0o077 == 0
-      else { continue }
-      return directory
+      if isPrivateDirectory(directory) { return directory }
     }
     return nil
   }
@@ -216,9 +212,7 @@ public struct Fleet: Sendable {
   /// configs of their own.
   public func controlPath(for host: String) -> String? {
     guard let controlDirectory else { return nil }
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-    for byte in ssh.utf8 + [0] + host.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-    let hex = String(hash, radix: 16)
+    let hex = String(fnv1a(ssh.utf8 + [0] + host.utf8), radix: 16)
     return controlDirectory + "/" + String(repeating: "0", count: 16 - hex.count) + hex
   }
 

@@ -553,7 +553,7 @@ public struct Supervisor: Sendable {
     try? store.withWriteLock { () throws(UsvcError) in
       for name in names {
         let paths = home.paths(name)
-        for path in [paths.conf, paths.spec, paths.state, paths.lock, paths.control, paths.log] { unlink(path) }
+        for path in [paths.conf, paths.spec, paths.state, paths.lock, paths.control, paths.log, paths.notifySocket] { unlink(path) }
       }
     }
     if store.names().isEmpty, let tmux = try? tmux() {
@@ -570,7 +570,8 @@ public struct Supervisor: Sendable {
       try store.withWriteLock { () throws(UsvcError) in
         for name in names {
           let paths = home.paths(name)
-          for path in [paths.conf, paths.spec, paths.state, paths.lock] { unlink(path) }
+          // The notify socket too: its runner removes it, unless it was killed outright.
+          for path in [paths.conf, paths.spec, paths.state, paths.lock, paths.notifySocket] { unlink(path) }
           event(name, "removed", "")
         }
       }

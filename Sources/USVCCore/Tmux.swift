@@ -30,20 +30,16 @@ public struct Tmux: Sendable {
   /// be (107 bytes), a private one in `/tmp/usvc-UID/` named by a hash of the home.
   static func socketPath(for home: Home) throws(UsvcError) -> String {
     let preferred = home.path + "/tmux.sock"
-    if preferred.utf8.count <= 107 { return preferred }
-    let folder = "/tmp/usvc-\(geteuid())"
-    if mkdir(folder, 0o700) != 0 && errno != EEXIST {
-      throw .badHome("cannot create \(folder) for the tmux socket: \(Errno.current)")
+    if preferred.utf8.count <= maximumSocketPathLength { return preferred }
+    let folder = shortSocketDirectory
+    do { try makeDirectory(folder) } catch {
+      throw .badHome("cannot create \(folder) for the tmux socket: \(error)")
     }
-    var info = stat()
-    guard lstat(folder, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, info.st_uid == geteuid(),
-      info.st_mode & 0o077 == 0
-    else {
+    guard isPrivateDirectory(folder) else {
       throw .badHome("\(folder) (for the tmux socket, as \(preferred) is too long) is not a private directory of yours")
     }
     // FNV-1a of the home path: stable, and distinct homes get distinct sockets.
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-    for byte in home.path.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+    let hash = fnv1a(home.path.utf8)
     return folder + "/" + String(hash, radix: 16) + ".sock"
   }
 

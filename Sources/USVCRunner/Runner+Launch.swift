@@ -31,11 +31,14 @@ extension Runner {
     let previousMask = umask(spec.umask)
     defer { umask(previousMask) }
     // This runner installs no signal handler (resetSignalDispositions at its start).
-    // `job.ready notify`: the write end of the ready pipe is the job's fd 3, named in USVC_READY_FD (s6 style).
+    // `job.ready notify`: the write end of the ready pipe is the job's fd 3, named in
+    // USVC_READY_FD (s6 style), and the datagram socket is named in NOTIFY_SOCKET (sd_notify).
     let notifyFD = spec.ready == "notify" ? openReadyPipe() : nil
+    let notifyPath = spec.ready == "notify" ? openNotifySocket() : nil
     drainReadyPipe()
+    if spec.ready != "notify" { closeNotifySocket() } else { notifySocket?.discardPending() }
     let launch = preparedLaunch ?? PreparedSpawn(
-      spec.argv, environment: spec.environment + (notifyFD == nil ? [] : ["USVC_READY_FD=3"]),
+      spec.argv, environment: Runner.notifyEnvironment(spec.environment, readyFD: notifyFD != nil, socket: notifyPath),
       directory: spec.directory, newSession: true,
       actions: [.open(slavePath, as: 0, flags: O_RDWR), .duplicate(0, as: 1), .duplicate(0, as: 2)]
         + (notifyFD.map { [.duplicate($0, as: 3), .closeFrom(4)] } ?? [.closeFrom(3)]),

@@ -30,7 +30,7 @@ extension Runner {
     case .log:
       break  // Matched on the job's output lines (`matchReadyLines`).
     case .notify:
-      break  // Not yet: the run waits until ready-timeout.
+      break  // The job says so itself (`readReadyPipe`, `readNotifySocket`).
     }
   }
 
@@ -153,5 +153,76 @@ extension Runner {
     if newline, case .awaitingReady = machine.state, spec.ready == "notify" {
       perform(machine.handle(.ready, now: monotonicClock()))
     }
+  }
+
+  /// The sd_notify socket, made on first use; its path, or nil when none can
+  /// be made (said once in the log: the job still has USVC_READY_FD).
+  ///
+  /// It is `run/NAME.notify` when that path fits a Unix socket (107 bytes,
+  /// PLATFORM-NOTES) and `run/` is private. Otherwise it goes where the tmux
+  /// socket goes in that case, `/tmp/usvc-UID/HASH.notify` (HASH: FNV-1a of
+  /// the path it would have had), and a line in the log says so. Why not a
+  /// shorter name in `run/`: when USVC_HOME itself is that deep no name fits,
+  /// and one rule for every socket of usvc is one fewer to learn; the job finds
+  /// the path in NOTIFY_SOCKET either way.
+  mutating func openNotifySocket() -> String? {
+    if let notifySocket { return notifySocket.path }
+    if notifySocketFailed { return nil }
+    let preferred = paths.notifySocket
+    var path = preferred
+    if preferred.utf8.count > maximumSocketPathLength || !isPrivateDirectory(paths.home + "/run") {
+      let folder = shortSocketDirectory
+      try? makeDirectory(folder)
+      path = folder + "/" + String(fnv1a(preferred.utf8), radix: 16) + ".notify"
+      guard isPrivateDirectory(folder) else {
+        notifySocketFailed = true
+        say("no NOTIFY_SOCKET for this job: \(folder) is not a private directory of yours; USVC_READY_FD still works")
+        return nil
+      }
+      let why = preferred.utf8.count > maximumSocketPathLength ? "is longer than a socket path may be" : "is in a directory others may enter"
+      say("NOTIFY_SOCKET is \(path): \(preferred) \(why)")
+    }
+    do {
+      notifySocket = try NotifySocket(binding: path)
+    } catch {
+      notifySocketFailed = true
+      say("no NOTIFY_SOCKET for this job: \(path): \(error); USVC_READY_FD still works")
+      return nil
+    }
+    return path
+  }
+
+  /// Closes the sd_notify socket and removes its file (the job is no longer `notify`).
+  mutating func closeNotifySocket() {
+    notifySocket?.close()
+    notifySocket = nil
+  }
+
+  /// Datagrams came to NOTIFY_SOCKET: one holding the line `READY=1` makes the
+  /// run ready (the machine ignores it unless the run awaits that); whatever
+  /// else sd_notify programs send (STATUS=, MAINPID=, WATCHDOG=1, STOPPING=1)
+  /// and any garbage is ignored.
+  mutating func readNotifySocket() {
+    guard let socket = notifySocket else { return }
+    // Into the output buffer's first page, which reading output already made
+    // resident: systemd itself reads at most 4096 bytes of a message (PIPE_BUF).
+    let page = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<4096])
+    var ready = false
+    // At most 64 a wake-up: a job flooding the socket cannot hold the loop
+    // (poll wakes again at once for the rest).
+    for _ in 0..<64 {
+      guard let (count, truncated) = socket.receive(into: page) else { break }
+      if NotifySocket.saysReady(UnsafeRawBufferPointer(rebasing: page[0..<count]), truncated: truncated) { ready = true }
+    }
+    if ready, spec.ready == "notify" { perform(machine.handle(.ready, now: monotonicClock())) }
+  }
+
+  /// The job's environment for a run: what `start` captured, less any
+  /// USVC_READY_FD or NOTIFY_SOCKET in it (those belong to whatever supervised
+  /// that shell: another job, systemd; glibc's getenv would find them first),
+  /// plus this runner's own when the job is `notify`.
+  static func notifyEnvironment(_ captured: [String], readyFD: Bool, socket: String?) -> [String] {
+    captured.filter { !$0.hasPrefix("USVC_READY_FD=") && !$0.hasPrefix("NOTIFY_SOCKET=") }
+      + (readyFD ? ["USVC_READY_FD=3"] : []) + (socket.map { ["NOTIFY_SOCKET=" + $0] } ?? [])
   }
 }

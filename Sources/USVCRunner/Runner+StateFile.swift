@@ -94,6 +94,7 @@ extension Runner {
       var status: Int32 = 0
       if waitpid(-1, &status, 0) < 0 && errno != EINTR { break }
     }
+    notifySocket?.close()  // Its file goes with it: nothing is left per run or per runner.
     exit(0)
   }
 }

@@ -63,6 +63,11 @@ public struct Runner {
   /// (made once, kept across runs; -1 until needed).
   var readyPipeRead: Int32 = -1
   var readyPipeWrite: Int32 = -1
+  /// `job.ready notify`: the sd_notify socket each run gets as NOTIFY_SOCKET
+  /// (made once, kept across runs, removed when the runner exits; nil until
+  /// needed), and whether making it failed (said once, not tried again).
+  var notifySocket: NotifySocket?
+  var notifySocketFailed = false
   /// The health check in flight: a tcp/http connection, or an `exec:` process group (0: none).
   var healthCheck: ProbeConnection?
   var healthExec: pid_t = 0
@@ -175,6 +180,7 @@ public struct Runner {
       pollfd(fd: readinessCheck?.fd ?? -1, events: readinessCheck?.events ?? 0, revents: 0),
       pollfd(fd: healthCheck?.fd ?? -1, events: healthCheck?.events ?? 0, revents: 0),
       pollfd(fd: readyPipeRead, events: Int16(POLLIN), revents: 0),
+      pollfd(fd: notifySocket?.fd ?? -1, events: Int16(POLLIN), revents: 0),
     ]
     var timeout: Int32 = -1
     if let deadline = machine.deadline {
@@ -187,6 +193,7 @@ public struct Runner {
     let ready = poll(&fds, nfds_t(fds.count), timeout)
     if ready < 0 && errno != EINTR {
       Runner.say("usvc-runner \(paths.name): fatal: poll: \(Errno.current)")
+      notifySocket?.close()
       exit(1)
     }
     if fds[1].revents != 0 { pumpOutput() }
@@ -198,6 +205,7 @@ public struct Runner {
     if fds[6].revents != 0 { advanceReadinessCheck() }
     if fds[7].revents != 0 { advanceHealthCheck() }
     if fds[8].revents != 0 { readReadyPipe() }
+    if fds[9].revents != 0 { readNotifySocket() }
     if let deadline = machine.deadline, monotonicClock() >= deadline {
       perform(machine.handle(.deadline, now: monotonicClock()))
     }

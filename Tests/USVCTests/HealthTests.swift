@@ -92,7 +92,7 @@ struct HealthTests {
     let t = try TestHome()
     let script = "echo booting; echo 'listening soon'; sleep 1; printf 'listen'; sleep 0.3; echo 'ing on 8080'; exec sleep 1000"
     try t.ok("start", "--ready", "log:^listening on [0-9]+$", "lg", "/bin/sh", "-c", script)
-    #expect(try eventually { (t.read(t.home + "/logs/lg-1.log") ?? "").contains("listening soon") })
+    #expect(eventually { (t.read(t.home + "/logs/lg-1.log") ?? "").contains("listening soon") })
     #expect(try t.state("lg-1") == .starting, "a line that does not match")
     #expect(try eventually(within: 20) { try t.state("lg-1") == .running })
     let ready = try Self.events(t, "lg-1").first { $0.hasPrefix("ready ") }
@@ -214,15 +214,192 @@ struct HealthTests {
     #expect(try eventually(within: 20) { try t.state("slow-1") == .running })
   }
 
+  /// Shell: `mark TAG` prints TAG, waits until the runner logged it, prints
+  /// `TAG handled`, then waits for the test to create `$FLAGS/TAG`. The runner
+  /// reads the job's output before the ready fd and the socket in each
+  /// wake-up, so once `TAG handled` is in the log, everything the job sent
+  /// before `mark TAG` has been handled, and nothing after it is sent until
+  /// the test says so (`proceed`): a barrier both ways, not a sleep.
+  static let shellMark = """
+    mark() {
+      echo "$1"; until grep -qx "$1" "$USVC_HOME/logs/$USVC_JOB.log"; do sleep 0.01; done
+      echo "$1 handled"; until [ -e "$FLAGS/$1" ]; do sleep 0.01; done
+    }
+    """
+
+  /// Python: `notify(bytes)` sends one datagram to NOTIFY_SOCKET (sd_notify by
+  /// hand, as `socket.AF_UNIX, SOCK_DGRAM`); `mark(tag)` as `shellMark`.
+  static let pythonNotify = """
+    import os, socket, sys, time
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    def notify(data): sock.sendto(data, os.environ["NOTIFY_SOCKET"])
+    def mark(tag):
+        print(tag, flush=True)
+        log = os.environ["USVC_HOME"] + "/logs/" + os.environ["USVC_JOB"] + ".log"
+        while tag + "\\n" not in open(log, errors="replace").read(): time.sleep(0.01)
+        print(tag + " handled", flush=True)
+        while not os.path.exists(os.environ["FLAGS"] + "/" + tag): time.sleep(0.01)
+    """
+
+  /// Lets a job waiting in `mark(tag)` go on.
+  static func proceed(_ t: TestHome, _ tag: String) {
+    #expect(FileManager.default.createFile(atPath: t.file(tag), contents: nil))
+  }
+
+  /// Waits until the job's log holds `line` as a whole line.
+  static func logged(_ t: TestHome, _ job: String, _ line: String, within seconds: Double = 20) -> Bool {
+    eventually(within: seconds) {
+      (t.read(t.home + "/logs/\(job).log") ?? "").split(separator: "\n").contains { $0 == line }
+    }
+  }
+
   @Test("--ready notify: a newline on USVC_READY_FD (s6 style) makes the run ready; garbage before it does not")
   func notifyFd() throws {
     let t = try TestHome()
-    let script = "sleep 0.5; printf garbage >&$USVC_READY_FD; sleep 0.5; echo >&$USVC_READY_FD; exec sleep 1000"
-    try t.ok("start", "--ready", "notify", "nt", "/bin/sh", "-c", script)
-    usleep(700_000)
+    let script = Self.shellMark + """
+
+      printf 'garbage\\0\\377 READY=1' >&$USVC_READY_FD; mark garbage
+      echo >&$USVC_READY_FD; mark newline
+      exec sleep 1000
+      """
+    try t.ok("start", "--ready", "notify", "-e", "FLAGS=\(t.root)", "nt", "/bin/sh", "-c", script)
+    #expect(Self.logged(t, "nt-1", "garbage handled"))
     #expect(try t.state("nt-1") == .starting, "garbage without a newline is not ready")
-    #expect(try eventually(within: 20) { try t.state("nt-1") == .running })
-    #expect(try Self.events(t, "nt-1").contains { $0.hasPrefix("ready ") })
+    Self.proceed(t, "garbage")
+    #expect(Self.logged(t, "nt-1", "newline handled"))
+    #expect(try t.state("nt-1") == .running)
+    #expect(try Self.events(t, "nt-1").filter { $0.hasPrefix("ready ") }.count == 1)
+  }
+
+  @Test("--ready notify: a job that closes USVC_READY_FD without writing stays starting, then unready at ready-timeout")
+  func notifyFdClosed() throws {
+    let t = try TestHome()
+    let script = Self.shellMark + "\nexec 3>&-; mark closed; exec sleep 1000"
+    try t.ok("start", "--ready", "notify", "--restart", "never", "-e", "FLAGS=\(t.root)", "cl", "/bin/sh", "-c", script)
+    try t.ok("conf", "cl-1", "ready-timeout", "3")
+    try t.ok("restart", "cl-1")
+    #expect(Self.logged(t, "cl-1", "closed handled"))
+    #expect(try t.state("cl-1") == .starting, "a closed fd is not ready")
+    #expect(try eventually(within: 20) { try t.state("cl-1") == .exited })
+    #expect(try t.view("cl-1").run.lastExit == "unready")
+    #expect(try Self.events(t, "cl-1").contains("unready not ready after 3s"))
+  }
+
+  @Test("--ready notify: READY=1 on NOTIFY_SOCKET (python AF_UNIX SOCK_DGRAM) makes the run ready once; garbage, other keys, oversized datagrams and a second READY=1 change nothing")
+  func notifySocketDatagrams() throws {
+    let t = try TestHome()
+    let program = Self.pythonNotify + """
+
+      for junk in [b"READY=0", b"READY=10", b"XREADY=1", b"READY=1 ", b"ready=1", b"", b"\\xff\\x00READY=1",
+                   b"READY=1\\n" + b"x" * 100000, b"STATUS=loading\\nMAINPID=1\\nWATCHDOG=1"]:
+          notify(junk)
+      mark("garbage")
+      notify(b"STATUS=up\\nREADY=1\\n"); mark("ready")
+      notify(b"READY=1"); notify(b"WATCHDOG=1\\nREADY=1\\nSTOPPING=1"); mark("again")
+      time.sleep(1000)
+      """
+    let path = t.file("notify.py")
+    #expect(FileManager.default.createFile(atPath: path, contents: Data(program.utf8)))
+    try t.ok("start", "--ready", "notify", "-e", "FLAGS=\(t.root)", "sd", "/usr/bin/python3", path)
+    #expect(Self.logged(t, "sd-1", "garbage handled"))
+    #expect(try t.state("sd-1") == .starting, "no datagram so far held the line READY=1")
+    let runner = try #require(t.view("sd-1").run.runner as pid_t?)
+    Self.proceed(t, "garbage")
+    #expect(Self.logged(t, "sd-1", "ready handled"))
+    #expect(try t.state("sd-1") == .running)
+    let pid = try t.pid("sd-1")
+    Self.proceed(t, "ready")
+    #expect(Self.logged(t, "sd-1", "again handled"))
+    #expect(try t.state("sd-1") == .running && t.pid("sd-1") == pid && t.view("sd-1").run.runner == runner)
+    #expect(try Self.events(t, "sd-1").filter { $0.hasPrefix("ready ") }.count == 1, "one ready event")
+    #expect(try t.view("sd-1").run.restarts == 0)
+  }
+
+  @Test("--ready notify: redis-server --supervised systemd is starting until it sends READY=1, then running with event ready; without it, unready")
+  func notifyRedis() throws {
+    let redis = "/usr/bin/redis-server"
+    guard access(redis, X_OK) == 0 else { return try skip("\(redis) is not installed (Debian package redis-server)") }
+    let t = try TestHome()
+    // 1 s after exec redis starts; --port 0 and a Unix socket: nothing to collide with.
+    let run = "sleep 1; exec \(redis) --supervised $0 --port 0 --unixsocket \"$1\" --save ''"
+    try t.ok("start", "--ready", "notify", "rd", "/bin/sh", "-c", run, "systemd", t.file("rd.sock"))
+    try t.ok("start", "--ready", "notify", "--restart", "never", "plain", "/bin/sh", "-c", run, "no", t.file("plain.sock"))
+    try t.ok("conf", "plain-1", "ready-timeout", "3")
+    try t.ok("restart", "plain-1")
+    #expect(try eventually { try t.state("rd-1") == .starting })
+    #expect(try eventually(within: 20) { try t.state("rd-1") == .running })
+    let ready = try #require(try Self.events(t, "rd-1").first { $0.hasPrefix("ready ") })
+    let seconds = try #require(Double(ready.dropFirst(6).dropLast()))
+    #expect(seconds >= 1, "ready when redis said so, not at exec (\(seconds)s)")
+    #expect(try Self.events(t, "rd-1").filter { $0.hasPrefix("ready ") }.count == 1)
+    // The same redis, not told to notify, is never ready.
+    #expect(try eventually(within: 20) { try t.state("plain-1") == .exited })
+    #expect(try t.view("plain-1").run.lastExit == "unready")
+    #expect(try !Self.events(t, "plain-1").contains { $0.hasPrefix("ready ") })
+  }
+
+  @Test("--ready notify: NOTIFY_SOCKET is run/NAME.notify, a socket of mode 0600 in a 0700 run/; gone when the runner ends; a stale one is replaced")
+  func notifySocketFile() throws {
+    let t = try TestHome()
+    let program = Self.pythonNotify + "\nnotify(b'READY=1'); time.sleep(1000)"
+    let path = t.file("ready.py")
+    #expect(FileManager.default.createFile(atPath: path, contents: Data(program.utf8)))
+    try t.ok("start", "--ready", "notify", "sk", "/usr/bin/python3", path)
+    #expect(try eventually(within: 20) { try t.state("sk-1") == .running })
+    let socket = t.home + "/run/sk-1.notify"
+    let pid = try #require(try t.pid("sk-1"))
+    #expect(ProcStat.environment(of: pid).contains("NOTIFY_SOCKET=\(socket)"))
+    #expect(ProcStat.environment(of: pid).filter { $0.hasPrefix("NOTIFY_SOCKET=") }.count == 1)
+    var info = stat()
+    #expect(lstat(socket, &info) == 0 && info.st_mode & S_IFMT == S_IFSOCK && info.st_uid == geteuid())
+    #expect(info.st_mode & 0o777 == 0o600, "mode \(String(info.st_mode & 0o777, radix: 8))")
+    #expect(lstat(t.home + "/run", &info) == 0 && info.st_mode & 0o077 == 0, "run/ lets no one else in")
+    try t.ok("stop", "sk-1")
+    #expect(eventually { lstat(socket, &info) != 0 }, "removed when the runner ended")
+    // A runner killed outright leaves its socket file; the next one (its
+    // window's loop starts it again) binds over it, and its run gets ready.
+    try t.ok("restart", "sk-1")
+    #expect(try eventually(within: 20) { try t.state("sk-1") == .running })
+    let runner = try #require(t.view("sk-1").run.runner as pid_t?)
+    kill(runner, SIGKILL)
+    #expect(try eventually(within: 20) {
+      let view = try t.view("sk-1")
+      return view.state == .running && view.run.runner != runner && view.pid != nil && view.pid != pid
+    })
+    #expect(lstat(socket, &info) == 0 && info.st_mode & 0o777 == 0o600)
+    try t.ok("rm", "sk-1")
+    #expect(lstat(socket, &info) != 0, "rm leaves no socket")
+  }
+
+  @Test("--ready notify: when run/NAME.notify would pass 107 bytes, the socket is /tmp/usvc-UID/HASH.notify, said in the log, removed at the end")
+  func notifySocketLongPath() throws {
+    let t = try TestHome()
+    // USVC_HOME short enough for tmux.sock, too deep for run/NAME.notify.
+    let deep = t.root + "/" + String(repeating: "d", count: 60)
+    try FileManager.default.createDirectory(atPath: deep, withIntermediateDirectories: true)
+    let home = deep + "/home"
+    t.environment["USVC_HOME"] = home
+    defer { _ = try? TestHome.run([usvcBinary, "shutdown"], environment: t.environment) }
+    let program = Self.pythonNotify + "\nnotify(b'READY=1'); time.sleep(1000)"
+    let path = t.file("ready.py")
+    #expect(FileManager.default.createFile(atPath: path, contents: Data(program.utf8)))
+    let name = "notifywithalongname"
+    let preferred = home + "/run/\(name)-1.notify"
+    #expect(preferred.utf8.count > 107 && (home + "/tmux.sock").utf8.count <= 107)
+    try t.ok("start", "--ready", "notify", name, "/usr/bin/python3", path)
+    let socket = "/tmp/usvc-\(geteuid())/" + String(fnv1a(preferred.utf8), radix: 16) + ".notify"
+    // t.state and t.pid look in the deep home now.
+    #expect(try eventually(within: 20) { try t.state(name + "-1") == .running }, "READY=1 came through the fallback")
+    let pid = try #require(try t.pid(name + "-1"))
+    #expect(ProcStat.environment(of: pid).contains("NOTIFY_SOCKET=\(socket)"))
+    var info = stat()
+    #expect(lstat(socket, &info) == 0 && info.st_mode & 0o777 == 0o600 && info.st_uid == geteuid())
+    #expect(isPrivateDirectory("/tmp/usvc-\(geteuid())"))
+    #expect(!FileManager.default.fileExists(atPath: preferred))
+    let log = t.read(home + "/logs/\(name)-1.log") ?? ""
+    #expect(log.contains("[usvc] NOTIFY_SOCKET is \(socket): \(preferred) is longer than a socket path may be"), "\(log)")
+    try t.ok("stop", name + "-1")
+    #expect(eventually { lstat(socket, &info) != 0 }, "removed when the runner ended")
   }
 
   /// Whether something answers a TCP connect on `port` within 200 ms.

@@ -497,6 +497,17 @@ struct PureLogicTests {
     #expect(Probe(parsing: text) == expected)
   }
 
+  @Test("sd_notify: a message is ready when one of its lines is exactly READY=1; other keys, garbage and cut messages are not", arguments: [
+    ("READY=1", false, true), ("READY=1\n", false, true), ("STATUS=Ready to accept connections\nREADY=1\n", false, true),
+    ("MAINPID=7\nREADY=1", false, true), ("\n\nREADY=1\n\n", false, true), ("READY=1\n", true, false),
+    ("READY=0", false, false), ("READY=10", false, false), ("READY=1 ", false, false), (" READY=1", false, false),
+    ("XREADY=1", false, false), ("READY=1\r\n", false, false), ("ready=1", false, false), ("STATUS=READY=1", false, false),
+    ("WATCHDOG=1\nSTOPPING=1\nSTATUS=x", false, false), ("", false, false), ("\n", false, false), ("READY=\u{0}1", false, false),
+  ] as [(String, Bool, Bool)])
+  func notifyMessages(_ message: String, _ truncated: Bool, _ ready: Bool) {
+    #expect(Array(message.utf8).withUnsafeBytes { NotifySocket.saysReady($0, truncated: truncated) } == ready)
+  }
+
   @Test("limits: a name SPEC allows, a whole number with K/M/G or unlimited")
   func limits() {
     #expect(ResourceLimit(parsing: "nofile=64")?.value == 64)

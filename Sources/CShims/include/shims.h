@@ -106,4 +106,11 @@ int usvc_tcp_connect_start(const char *host, int port);
 /// The pending error of a socket (SO_ERROR): 0 once a connect succeeded.
 int usvc_socket_error(int fd);
 
+/// Binds a new Unix datagram socket (non-blocking, close-on-exec) to `path`,
+/// which must fit `sun_path` (107 bytes and a NUL): the socket file is made
+/// mode 0600 (umask 0177 around `bind`; the caller is single-threaded). A
+/// socket file already at `path` (left by a process that was killed) is
+/// replaced; anything else there is not (-EEXIST). Returns the socket or -errno.
+int usvc_unix_datagram_bind(const char *path);
+
 #endif
