@@ -166,6 +166,17 @@ public enum JobKeys {
 
   /// `all` by conf key (without `job.`).
   public static let named: [String: JobKey] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
-  /// `all` by spec-file key.
-  public static let bySpecName: [String: JobKey] = Dictionary(uniqueKeysWithValues: all.map { ($0.specName, $0) })
+
+  /// Where in `all` the key written `specName` in a spec file is, looked for
+  /// from `start` on, then from the top; nil for a key this version does not
+  /// know. A spec file lists its keys in the order of `all`, so the one after
+  /// the last found is nearly always the next. (No dictionary: the runner would
+  /// keep its ~9 KiB, and its type's metadata, for the one spec it reads.)
+  public static func index(ofSpecName specName: String, from start: Int) -> Int? {
+    for step in all.indices {
+      let index = (start + step) % all.count
+      if all[index].specName == specName { return index }
+    }
+    return nil
+  }
 }
