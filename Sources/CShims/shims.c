@@ -86,8 +86,9 @@ int usvc_release_stack_below(void) {
   // everything from there up to this frame is mapped and goes in one call.
   static uintptr_t lowest;
   const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-  // This frame, the madvise wrapper's and the x86-64 red zone fit in the page kept below it.
-  const uintptr_t kept = ((uintptr_t)__builtin_frame_address(0) & ~(page - 1)) - page;
+  // Pages wholly below this frame's, less 512 bytes for the madvise wrapper's
+  // frame and the x86-64 red zone (128 bytes).
+  const uintptr_t kept = ((uintptr_t)__builtin_frame_address(0) - 512) & ~(page - 1);
   if (lowest == 0 || lowest > kept) lowest = kept;
   if (lowest < kept && madvise((void *)lowest, kept - lowest, MADV_DONTNEED) != 0) return -1;
   // Then further down, a page at a time, until the end of the mapping (ENOMEM);
