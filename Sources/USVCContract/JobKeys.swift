@@ -64,14 +64,14 @@ public struct JobKey: Sendable {
   }
 
   /// What is done with a key's property: `encode`, `decode` or `fromConf`.
-  public enum Use {
+  enum Use {
     /// The property's value(s) as spec-file text, filled in.
     case encode([String])
     case decode(String)
     case fromConf([String])
 
     /// Does it to a key with one value.
-    public mutating func value<Value>(_ value: inout Value, _ codec: Codec<Value>) {
+    mutating func value<Value>(_ value: inout Value, _ codec: Codec<Value>) {
       switch self {
       case .encode: self = .encode([codec.toSpec(value)])
       case .decode(let text): if let parsed = codec.fromSpec(text) { value = parsed }
@@ -80,7 +80,7 @@ public struct JobKey: Sendable {
     }
 
     /// Does it to a key with a list of values, kept in order.
-    public mutating func values(_ values: inout [String]) {
+    mutating func values(_ values: inout [String]) {
       switch self {
       case .encode: self = .encode(values)
       case .decode(let text): values.append(text)
