@@ -43,7 +43,7 @@ public struct JobKey: Sendable {
   /// The spec's value(s) of this key as the spec file holds them.
   public func encode(_ spec: JobSpec) -> [String] {
     var use = Use.encode([])
-    var spec = spec
+    var spec = spec  // `field` takes the spec inout; encoding only reads it.
     field(&use, &spec)
     guard case .encode(let texts) = use else { return [] }
     return texts
