@@ -6,7 +6,8 @@ Python 3 standard library only. Everything runs on this machine, in one run:
   1. respawn latency   SIGKILL a long-running job, time until the replacement
                        has really exec'd the program (/proc/PID/cmdline).
   2. memory per job    private memory (USS) of the per-job supervisor process
-                       and of shared daemons, at --jobs jobs.
+                       and of shared daemons, at --jobs jobs; usvc's runner
+                       also with an http:// readiness and a tcp: health check.
   3. CLI latency       `usvc status` at each --scale size, `usvc jobs`,
                        `usvc pidof all`, against `supervisorctl status`.
   4. start throughput  `usvc start -n N`, N single starts, `usvc stop all`.
@@ -25,7 +26,7 @@ Every process a measurement starts is tracked and must be gone at its end;
 leftovers are killed and reported as errors (exit status 1).
 
 The code is in usvc_bench/, one module per phase (respawn, peers, scale,
-start, crashloop) on top of common (clock, /proc, statistics), supervisors
+probes, start, crashloop) on top of common (clock, /proc, statistics), supervisors
 (usvc and the peers behind one interface) and build (which usvc is measured);
 harness.py holds the list of phases (a new phase is one line there), targets.py
 the verdicts, report.py the Markdown, cli.py the flags.

@@ -253,6 +253,51 @@ class Issue11Verdicts(unittest.TestCase):
         self.assertIn("- **a job writing 200 MB of lines under usvc within 1.5x of straight to a file**", md)
 
 
+def probes_result(plain, probed, jobs=100, interval_s=1):
+    return dict(status="ok", jobs=jobs, ready="http://127.0.0.1:8000/", health="tcp:127.0.0.1:8000",
+                health_interval_s=interval_s, readiness_gets=jobs, health_connections=2 * jobs,
+                plain=dict(median_kib=plain, max_kib=plain + 4), probed=dict(median_kib=probed, max_kib=probed + 4))
+
+
+class Issue13ProbesVerdict(unittest.TestCase):
+    """Health checks move the runner's USS by at most 8 KiB (medians, same run)."""
+
+    def setUp(self):
+        self.res = copy.deepcopy(results_doc()["results"])
+
+    def test_met_within_8_kib_missed_beyond(self):
+        self.res["probes"] = probes_result(180, 188)
+        self.assertEqual(verdicts(self.res)["probes_uss"]["verdict"], "met")
+        self.res["probes"] = probes_result(180, 196)
+        v = verdicts(self.res)["probes_uss"]
+        self.assertEqual(v["verdict"], "missed by 8 KiB")
+        self.assertIn("196 KiB with the checks vs 180 KiB without (+16 KiB)", v["measured"])
+        self.assertIn("answered 100 readiness requests and took 200 health connections", v["why"])
+
+    def test_other_job_count_or_interval_is_not_judged(self):
+        self.res["probes"] = probes_result(180, 240, jobs=3)
+        self.assertEqual(verdicts(self.res)["probes_uss"]["verdict"], "n/a")
+        self.res["probes"] = probes_result(180, 240, interval_s=10)
+        self.assertEqual(verdicts(self.res)["probes_uss"]["verdict"], "n/a")
+
+    def test_not_run_or_failed_is_n_a_and_the_report_says_why(self):
+        self.assertEqual(verdicts(self.res)["probes_uss"]["verdict"], "n/a")  # an older document
+        self.res["probes"] = dict(status="error: timed out after 120 s waiting for 100 probed jobs to be ready")
+        self.assertEqual(verdicts(self.res)["probes_uss"]["verdict"], "n/a")
+        doc = results_doc()
+        doc["results"] = self.res
+        doc["targets"] = evaluate_targets(self.res)
+        self.assertIn("usvc with checks: error: timed out after 120 s", render_markdown(doc))
+
+    def test_both_rows_are_in_the_report(self):
+        doc = results_doc()
+        doc["results"]["probes"] = probes_result(180, 184)
+        doc["targets"] = evaluate_targets(doc["results"])
+        md = render_markdown(doc)
+        self.assertIn("| plain | 100 | 180 | 184 |", md)
+        self.assertIn("health-interval 1 s | 100 | 184 | 188 |", md)
+
+
 class PeerThatCannotRun(unittest.TestCase):
     """chatty.py's rows for a peer whose binaries are missing say so (and
     start nothing)."""

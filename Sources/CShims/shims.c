@@ -5,10 +5,12 @@
 #include <malloc.h>
 #include <pty.h>
 #include <sched.h>
+#include <stdint.h>
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -80,6 +82,24 @@ int usvc_term_signal(int status) { return WTERMSIG(status); }
 int usvc_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
 int usvc_malloc_trim(void) { return malloc_trim(0); }
+
+int usvc_release_stack_below(void) {
+  // The lowest page released so far: the stack's mapping never shrinks, so
+  // everything from there up to this frame is mapped and goes in one call.
+  static uintptr_t lowest;
+  const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  // Pages wholly below this frame's, less 512 bytes for the madvise wrapper's
+  // frame and the x86-64 red zone (128 bytes).
+  const uintptr_t kept = ((uintptr_t)__builtin_frame_address(0) - 512) & ~(page - 1);
+  if (lowest == 0 || lowest > kept) lowest = kept;
+  if (lowest < kept && madvise((void *)lowest, kept - lowest, MADV_DONTNEED) != 0) return -1;
+  // Then further down, a page at a time, until the end of the mapping (ENOMEM);
+  // 256 pages (1 MiB) bound the walk however the mappings lie.
+  for (int pages = 0; pages < 256 && madvise((void *)(lowest - page), page, MADV_DONTNEED) == 0; pages++) {
+    lowest -= page;
+  }
+  return 0;
+}
 
 int usvc_lock_file(int fd) {
   struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};

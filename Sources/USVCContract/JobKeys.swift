@@ -33,14 +33,61 @@ public struct JobKey: Sendable {
   public let fixed: Bool
   /// Part of a group's definition in `usvc save` (not `name`, `group`, `desired`).
   public let saved: Bool
+  /// Reaches this key's `JobSpec` property for one `Use` of it (`use.value(&spec.x, codec)`
+  /// or `use.values(&spec.x)`). A closure that captures nothing, so the table costs
+  /// each runner nothing but its array: a key path and three capturing closures per
+  /// key had cost ~16 KiB of private memory in every runner (the closures' contexts,
+  /// the key path objects, their generic classes' metadata).
+  let field: @Sendable (inout Use, inout JobSpec) -> Void
+
   /// The spec's value(s) of this key as the spec file holds them.
-  public let encode: @Sendable (JobSpec) -> [String]
+  public func encode(_ spec: JobSpec) -> [String] {
+    var use = Use.encode([])
+    var spec = spec  // `field` takes the spec inout; encoding only reads it.
+    field(&use, &spec)
+    guard case .encode(let texts) = use else { return [] }
+    return texts
+  }
+
   /// Sets (or, for a list, appends) one value read from the spec file; one that
   /// does not parse leaves the field as it was.
-  public let decode: @Sendable (inout JobSpec, String) -> Void
+  public func decode(_ spec: inout JobSpec, _ text: String) {
+    var use = Use.decode(text)
+    field(&use, &spec)
+  }
+
   /// Sets the field from the conf's value(s): every value of a list, the last
   /// of a single key; one that does not parse leaves the default.
-  public let fromConf: @Sendable (inout JobSpec, [String]) -> Void
+  public func fromConf(_ spec: inout JobSpec, _ texts: [String]) {
+    var use = Use.fromConf(texts)
+    field(&use, &spec)
+  }
+
+  /// What is done with a key's property: `encode`, `decode` or `fromConf`.
+  enum Use {
+    /// The property's value(s) as spec-file text, filled in.
+    case encode([String])
+    case decode(String)
+    case fromConf([String])
+
+    /// Does it to a key with one value.
+    mutating func value<Value>(_ value: inout Value, _ codec: Codec<Value>) {
+      switch self {
+      case .encode: self = .encode([codec.toSpec(value)])
+      case .decode(let text): if let parsed = codec.fromSpec(text) { value = parsed }
+      case .fromConf(let texts): if let text = texts.last, let parsed = codec.fromConf(text) { value = parsed }
+      }
+    }
+
+    /// Does it to a key with a list of values, kept in order.
+    mutating func values(_ values: inout [String]) {
+      switch self {
+      case .encode: self = .encode(values)
+      case .decode(let text): values.append(text)
+      case .fromConf(let texts): values = texts
+      }
+    }
+  }
 
   /// How one value type is written to and read from the spec file and the conf.
   public struct Codec<Value>: Sendable {
@@ -49,28 +96,23 @@ public struct JobKey: Sendable {
     let fromConf: @Sendable (String) -> Value?
   }
 
-  /// A key with one value.
-  static func single<Value>(
-    _ name: String, spec: String? = nil, _ kind: Kind, _ field: WritableKeyPath<JobSpec, Value> & Sendable,
-    _ codec: Codec<Value>, bounds: (ClosedRange<Int>, String)? = nil, fixed: Bool = false, saved: Bool = true
+  /// A key with one value: `field` is `{ $0.value(&$1.property, codec) }`.
+  static func single(
+    _ name: String, spec: String? = nil, _ kind: Kind, bounds: (ClosedRange<Int>, String)? = nil, fixed: Bool = false,
+    saved: Bool = true, _ field: @escaping @Sendable (inout Use, inout JobSpec) -> Void
   ) -> JobKey {
     JobKey(
       name: name, specName: spec ?? name, multivar: false, kind: kind, bounds: bounds, fixed: fixed, saved: saved,
-      encode: { [codec.toSpec($0[keyPath: field])] },
-      decode: { spec, text in if let value = codec.fromSpec(text) { spec[keyPath: field] = value } },
-      fromConf: { spec, texts in
-        if let text = texts.last, let value = codec.fromConf(text) { spec[keyPath: field] = value }
-      })
+      field: field)
   }
 
-  /// A key with a list of values, kept in order.
+  /// A key with a list of values: `field` is `{ $0.values(&$1.property) }`.
   static func list(
-    _ name: String, spec: String? = nil, _ kind: Kind, _ field: WritableKeyPath<JobSpec, [String]> & Sendable
+    _ name: String, spec: String? = nil, _ kind: Kind, _ field: @escaping @Sendable (inout Use, inout JobSpec) -> Void
   ) -> JobKey {
     JobKey(
       name: name, specName: spec ?? name, multivar: true, kind: kind, bounds: nil, fixed: false, saved: true,
-      encode: { $0[keyPath: field] }, decode: { spec, text in spec[keyPath: field].append(text) },
-      fromConf: { spec, texts in spec[keyPath: field] = texts })
+      field: field)
   }
 }
 
@@ -129,43 +171,54 @@ public func parseGitBool(_ value: String) -> Bool? {
 /// The conf keys, in the order the spec file and `usvc save` write them.
 public enum JobKeys {
   public static let all: [JobKey] = [
-    .single("name", .text, \.name, .text, fixed: true, saved: false),
-    .single("group", .text, \.group, .text, fixed: true, saved: false),
-    .single("cmd", .command, \.command, .text),
-    .list("args", spec: "arg", .text, \.arguments),
-    .list("env", .environment, \.environment),
-    .single("cwd", .directory, \.directory, .text),
-    .single("restart", .policy, \.restart, .policy),
-    .single("stop-signal", .signal, \.stopSignal, .signal),
-    .single("stop-timeout", .seconds, \.stopTimeout, .seconds),
-    .single("stable-after", .seconds, \.stableAfter, .seconds),
-    .single("backoff-max", .seconds, \.backoffMax, .seconds),
-    .single("log-max-bytes", .count, \.logMaxBytes, .count, bounds: (LogRotation.maxBytesRange, "bytes")),
-    .single("log-keep", .count, \.logKeep, .count, bounds: (LogRotation.keepRange, "copies")),
-    .single("scrollback", .count, \.scrollback, .count),
-    .single("desired", .desired, \.desiredRunning, .desired, saved: false),
-    .list("after", .text, \.after),
-    .single("after-delay", .seconds, \.afterDelay, .seconds),
-    .single("propagate", .bool, \.propagate, .bool),
-    .list("pre", .text, \.pre),
-    .list("post", .text, \.post),
-    .list("on-failure", .text, \.onFailure),
-    .single("hook-timeout", .seconds, \.hookTimeout, .seconds),
-    .single("umask", .octal, \.umask, .umask),
-    .single("ready", .readiness, \.ready, .text),
-    .single("ready-timeout", .seconds, \.readyTimeout, .seconds),
-    .single("ready-interval", .interval, \.readyInterval, .seconds),
-    .single("health", .health, \.health, .text),
-    .single("health-interval", .interval, \.healthInterval, .seconds),
-    .single("health-timeout", .interval, \.healthTimeout, .seconds),
-    .single("health-retries", .count, \.healthRetries, .count, bounds: (1...1_000_000, "failures")),
-    .single("silence-max", .seconds, \.silenceMax, .seconds),
-    .single("memory-max", .bytes, \.memoryMax, .bytes),
-    .list("limit", .limit, \.limits),
+    .single("name", .text, fixed: true, saved: false) { $0.value(&$1.name, .text) },
+    .single("group", .text, fixed: true, saved: false) { $0.value(&$1.group, .text) },
+    .single("cmd", .command) { $0.value(&$1.command, .text) },
+    .list("args", spec: "arg", .text) { $0.values(&$1.arguments) },
+    .list("env", .environment) { $0.values(&$1.environment) },
+    .single("cwd", .directory) { $0.value(&$1.directory, .text) },
+    .single("restart", .policy) { $0.value(&$1.restart, .policy) },
+    .single("stop-signal", .signal) { $0.value(&$1.stopSignal, .signal) },
+    .single("stop-timeout", .seconds) { $0.value(&$1.stopTimeout, .seconds) },
+    .single("stable-after", .seconds) { $0.value(&$1.stableAfter, .seconds) },
+    .single("backoff-max", .seconds) { $0.value(&$1.backoffMax, .seconds) },
+    .single("log-max-bytes", .count, bounds: (LogRotation.maxBytesRange, "bytes")) { $0.value(&$1.logMaxBytes, .count) },
+    .single("log-keep", .count, bounds: (LogRotation.keepRange, "copies")) { $0.value(&$1.logKeep, .count) },
+    .single("scrollback", .count) { $0.value(&$1.scrollback, .count) },
+    .single("desired", .desired, saved: false) { $0.value(&$1.desiredRunning, .desired) },
+    .list("after", .text) { $0.values(&$1.after) },
+    .single("after-delay", .seconds) { $0.value(&$1.afterDelay, .seconds) },
+    .single("propagate", .bool) { $0.value(&$1.propagate, .bool) },
+    .list("pre", .text) { $0.values(&$1.pre) },
+    .list("post", .text) { $0.values(&$1.post) },
+    .list("on-failure", .text) { $0.values(&$1.onFailure) },
+    .single("hook-timeout", .seconds) { $0.value(&$1.hookTimeout, .seconds) },
+    .single("umask", .octal) { $0.value(&$1.umask, .umask) },
+    .single("ready", .readiness) { $0.value(&$1.ready, .text) },
+    .single("ready-timeout", .seconds) { $0.value(&$1.readyTimeout, .seconds) },
+    .single("ready-interval", .interval) { $0.value(&$1.readyInterval, .seconds) },
+    .single("health", .health) { $0.value(&$1.health, .text) },
+    .single("health-interval", .interval) { $0.value(&$1.healthInterval, .seconds) },
+    .single("health-timeout", .interval) { $0.value(&$1.healthTimeout, .seconds) },
+    .single("health-retries", .count, bounds: (1...1_000_000, "failures")) { $0.value(&$1.healthRetries, .count) },
+    .single("silence-max", .seconds) { $0.value(&$1.silenceMax, .seconds) },
+    .single("memory-max", .bytes) { $0.value(&$1.memoryMax, .bytes) },
+    .list("limit", .limit) { $0.values(&$1.limits) },
   ]
 
   /// `all` by conf key (without `job.`).
   public static let named: [String: JobKey] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
-  /// `all` by spec-file key.
-  public static let bySpecName: [String: JobKey] = Dictionary(uniqueKeysWithValues: all.map { ($0.specName, $0) })
+
+  /// Where in `all` the key written `specName` in a spec file is, looked for
+  /// from `start` on, then from the top; nil for a key this version does not
+  /// know. A spec file lists its keys in the order of `all`, so the one after
+  /// the last found is nearly always the next. (No dictionary: the runner would
+  /// keep its ~9 KiB, and its type's metadata, for the one spec it reads.)
+  public static func index(ofSpecName specName: String, from start: Int) -> Int? {
+    for step in all.indices {
+      let index = (start + step) % all.count
+      if all[index].specName == specName { return index }
+    }
+    return nil
+  }
 }

@@ -135,11 +135,13 @@ public struct JobSpec: Equatable, Sendable {
     }
     guard let name, let group, let command else { return nil }
     self.init(name: name, group: group, command: command)
+    var last = 0
     for (key, value) in fields {
       if key == "conf-identity" {
         confIdentity = value
-      } else {
-        JobKeys.bySpecName[key]?.decode(&self, value)
+      } else if let index = JobKeys.index(ofSpecName: key, from: last) {
+        JobKeys.all[index].decode(&self, value)
+        last = index
       }
     }
   }

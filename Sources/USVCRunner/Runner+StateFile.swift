@@ -43,6 +43,7 @@ extension Runner {
     let written = bytes.withUnsafeBytes { pwrite(stateFile.rawValue, $0.baseAddress, $0.count, 0) }
     if written == bytes.count && bytes.count < stateLength { ftruncate(stateFile.rawValue, off_t(bytes.count)) }
     stateLength = bytes.count
+    memoryToGiveBack = true
   }
 
   /// `usvc` asks with SIGUSR1 when `run/NAME.state` is gone (removed by

@@ -71,6 +71,13 @@ public struct Runner {
   /// The health check in flight: a tcp/http connection, or an `exec:` process group (0: none).
   var healthCheck: ProbeConnection?
   var healthExec: pid_t = 0
+  /// Whether the heap's and the stack's free pages are given back before the
+  /// next wait: after setting up and after each change of state. What those
+  /// allocated and freed (reading the spec, building the launch, formatting),
+  /// and how deep the stack went doing it the first time, stay private memory
+  /// of an idle runner unless given back; other wake-ups (output, probes) are
+  /// too frequent to pay for it.
+  var memoryToGiveBack = true
 
   /// Sets up everything, or prints why it cannot and returns nil.
   public init?(home: String, name: String) {
@@ -156,9 +163,6 @@ public struct Runner {
   /// Runs until the job is stopped, exits for good, or its terminal is gone.
   public mutating func run() -> Never {
     perform([.spawn])
-    // What setting up and the first start allocated and freed (reading the spec,
-    // building the launch, formatting) stays dirty in the heap unless given back.
-    trimHeap()
     while true {
       if case .finished = machine.state { finish() }
       waitForSomething()
@@ -189,6 +193,12 @@ public struct Runner {
     if paneOpen && pane.isSkipping && !paneWaitsForRoom {
       let due = Int32(max(0, ((pane.resumeAt - now) * 1000).rounded(.up)))
       timeout = timeout < 0 ? due : min(timeout, due)
+    }
+    // Here, when all of the last wake-up's work is done and the poll set built.
+    if memoryToGiveBack {
+      trimHeap()
+      trimStack()
+      memoryToGiveBack = false
     }
     let ready = poll(&fds, nfds_t(fds.count), timeout)
     if ready < 0 && errno != EINTR {

@@ -9,6 +9,14 @@ public func becomeChildSubreaper() -> Bool { usvc_set_child_subreaper() == 0 }
 /// Gives the heap's free pages back to the kernel. C: `malloc_trim(0)`.
 public func trimHeap() { _ = usvc_malloc_trim() }
 
+/// Gives the stack's pages below the caller's frame back to the kernel. A
+/// page the stack once reached stays private memory for good, though nothing
+/// lives there any more: the first time Swift's runtime builds a generic
+/// type's metadata from its mangled name it nests demanglers ~30 KiB deep,
+/// while an idle loop needs a few KiB. C: `madvise(MADV_DONTNEED)` below the
+/// frame, down to the end of the stack's mapping.
+public func trimStack() { _ = usvc_release_stack_below() }
+
 /// Signals read from a descriptor, one at a time, so they arrive in a `poll`
 /// like any input (the set must be blocked first). C: `signalfd`.
 public struct SignalDescriptor {

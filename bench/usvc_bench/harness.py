@@ -19,6 +19,7 @@ from .common import BENCH, JOB_ARGV, BenchError, NotAvailable, now
 from .crashloop import phase_crashloop
 from .measure import CLI_WARMUP_RUNS
 from .peers import phase_peers_memory_cli
+from .probes import phase_probes_memory
 from .respawn import phase_respawn
 from .scale import phase_sv_scale, phase_usvc_scale
 from .start import phase_start
@@ -146,6 +147,7 @@ PHASES = [
     phase_respawn,
     phase_peers_memory_cli,
     phase_usvc_scale,
+    phase_probes_memory,
     phase_sv_scale,
     phase_start,
     phase_crashloop,

@@ -207,6 +207,22 @@ def extra_sections(doc, number):
     return out
 
 
+def probes_lines(v):
+    """Issue 13's row: the runner's USS with health checks, next to without (probes.py)."""
+    if not v:
+        return []
+    out = ["Health checks: a usvc runner whose job has an http:// readiness check and a tcp: health "
+           "check, next to a plain one (same home, same job).", ""]
+    if v.get("status") != "ok":
+        return out + [f"usvc with checks: {v.get('status', '?')}", ""]
+    rows = [["plain", v["jobs"], fmt(v["plain"]["median_kib"], ".0f"), fmt(v["plain"]["max_kib"], ".0f")],
+            [f"`ready = {v['ready']}`, `health = {v['health']}`, health-interval {v['health_interval_s']:g} s",
+             v["jobs"], fmt(v["probed"]["median_kib"], ".0f"), fmt(v["probed"]["max_kib"], ".0f")]]
+    return out + [table(["usvc runner", "jobs", "its USS (median)", "its USS (max)"], rows), "",
+                  f"The port answered {v['readiness_gets']} readiness requests and took "
+                  f"{v['health_connections']} health connections before the runners were measured.", ""]
+
+
 def render_markdown(doc):
     res, cfg, m = doc["results"], doc["config"], doc["machine"]
     out = [
@@ -262,6 +278,7 @@ def render_markdown(doc):
     extra = res["memory"].get(USVC, {}).get("tmux_server_kib_at_max")
     if extra:
         out += [f"usvc's tmux server at {extra['jobs']} jobs: {extra['kib']} KiB USS.", ""]
+    out += probes_lines(res.get("probes"))
 
     rows = []
     for name, v in res["cli"].items():

@@ -20,6 +20,9 @@ TARGETS = [
     dict(key="runner_uss", text="runner USS <= {limit:g} KiB ({jobs} jobs)", limit=64, jobs=100),
     dict(key="runner_vs_runsv", text="runner USS below runsv's ({jobs} jobs, medians)", limit=None,
          jobs=100),
+    # Issue 13: what health checks add to a runner.
+    dict(key="probes_uss", text="an http:// readiness and a tcp: health check (every {interval:g} s) move the "
+         "runner's USS by <= {limit:g} KiB ({jobs} jobs, medians)", limit=8, jobs=100, interval=1),
     dict(key="status_small", text="`usvc status` at {jobs} jobs <= {limit:g} ms", limit=4, jobs=100),
     dict(key="status_large", text="`usvc status` at {jobs} jobs <= {limit:g} ms", limit=30, jobs=1000),
     dict(key="status_vs_sv_small", text="`usvc status` no slower than `sv status` ({jobs} jobs)",
@@ -167,6 +170,18 @@ def eval_runner_vs_runsv(res, t):
     return measured, None if a < b else f"{a - b:.0f} KiB"
 
 
+def eval_probes_uss(res, t):
+    v = ok(res.get("probes"))
+    if not v:
+        return None
+    plain, probed = v["plain"]["median_kib"], v["probed"]["median_kib"]
+    measured = (f"{probed:.0f} KiB with the checks vs {plain:.0f} KiB without ({probed - plain:+.0f} KiB) "
+                f"at {v['jobs']} jobs each")
+    if v["jobs"] != t["jobs"] or v["health_interval_s"] != t["interval"]:
+        return measured + " (not the target's job count or interval)", "n/a"
+    return measured, None if probed - plain <= t["limit"] else f"{probed - plain - t['limit']:.0f} KiB"
+
+
 def eval_status(res, t):
     v = ok(res["cli"].get(f"usvc status @{t['jobs']}"))
     if not v:
@@ -285,7 +300,8 @@ EVALUATE = dict(respawn_abs=eval_respawn_abs, respawn_peers=eval_respawn_peers,
                 status_vs_supervisorctl=eval_status_vs_supervisorctl, start_n=eval_start_n,
                 chatty_tmux_uss=eval_chatty_tmux_uss,
                 chatty_write_vs_supervisors=eval_chatty_write_vs_supervisors,
-                chatty_write_vs_file=eval_chatty_write_vs_file, conf_writes=eval_conf_writes)
+                chatty_write_vs_file=eval_chatty_write_vs_file, conf_writes=eval_conf_writes,
+                probes_uss=eval_probes_uss)
 
 
 def is_missed(target_row):
@@ -395,6 +411,15 @@ def why_runner_uss(res, t):
     return "The runner is a static executable; its private memory is its heap and stack."
 
 
+def why_probes_uss(res, t):
+    v = res["probes"]
+    return ("A check in flight holds a socket and, for http, its request and the answer's first line; "
+            "between checks a runner keeps only what their first use made for good (the types' "
+            "metadata, the stack depth they reached until the next change of state gives it back). "
+            f"In this run the target port answered {v['readiness_gets']} readiness requests and took "
+            f"{v['health_connections']} health connections from {v['jobs']} runners.")
+
+
 def why_respawn_vs_tmux_loop(res, t):
     text = f"Against the bare tmux loop: {gap_verdict(respawn_gaps(res)[TMUX_LOOP])}. "
     return text + why_respawn_peers_loop_text()
@@ -441,4 +466,5 @@ WHY = dict(respawn_abs=why_respawn_abs, respawn_peers=why_respawn_peers,
            status_vs_sv_small=why_status_vs_sv, status_vs_sv_large=why_status_vs_sv,
            status_vs_supervisorctl=why_status_vs_supervisorctl, start_n=why_start_n,
            chatty_tmux_uss=why_chatty_tmux_uss, chatty_write_vs_supervisors=why_chatty_write,
-           chatty_write_vs_file=why_chatty_write, conf_writes=why_conf_writes)
+           chatty_write_vs_file=why_chatty_write, conf_writes=why_conf_writes,
+           probes_uss=why_probes_uss)

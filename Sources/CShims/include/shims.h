@@ -53,6 +53,12 @@ int usvc_pipe_cloexec(int fds[2]);
 /// (whole free pages, also below the top). Returns 1 when some was given back.
 int usvc_malloc_trim(void);
 
+/// `madvise(MADV_DONTNEED)` on the stack pages below the caller's frame (and
+/// below 512 bytes for its own), down to the end of the stack's mapping: nothing
+/// lives below the frame, and the kernel drops the pages (one touched again
+/// comes back zero-filled). Returns 0, or -1 when madvise refused (errno).
+int usvc_release_stack_below(void);
+
 
 
 /// One step of what a child started by `usvc_spawn_plain` does with its
