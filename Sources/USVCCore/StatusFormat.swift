@@ -45,21 +45,33 @@ public enum StatusFormat {
     }.joined(separator: " ")
   }
 
-  static let stateOrder: [JobState] = [.running, .starting, .waiting, .stopping, .stopped, .exited, .failed, .lost, .broken]
+  static let stateOrder: [JobState] = [.running, .unhealthy, .starting, .waiting, .stopping, .stopped, .exited, .failed, .lost, .broken]
 
   public static func systemLine(_ status: HostStatus) -> [String] {
     let s = status.system
-    var counts = "jobs \(status.jobs.count)"
+    return systemLine(
+      host: status.host, uptime: "up " + duration(s.uptimeSeconds), load: s.load, cpus: s.cpus,
+      cpuPercent: status.cpuPercent, memoryPercent: s.memoryPercent, swapPercent: s.swapPercent,
+      states: status.jobs.map(\.state))
+  }
+
+  /// The fields of a system line from its figures (this host's, or another's
+  /// as its `status --json` gave them): `states` are those of its jobs.
+  public static func systemLine(
+    host: String, uptime: String, load: (Double, Double, Double), cpus: Int, cpuPercent: Double,
+    memoryPercent: Double, swapPercent: Double, states: [JobState]
+  ) -> [String] {
+    var counts = "jobs \(states.count)"
     let parts = stateOrder.compactMap { state -> String? in
-      let n = status.jobs.filter { $0.state == state }.count
+      let n = states.filter { $0 == state }.count
       return n > 0 ? "\(n) \(state.rawValue)" : nil
     }
     if !parts.isEmpty { counts += ": " + parts.joined(separator: ", ") }
     return [
-      status.host, "system", "up " + duration(s.uptimeSeconds),
-      "load \(decimal(s.load.0, places: 2)) \(decimal(s.load.1, places: 2)) \(decimal(s.load.2, places: 2))",
-      "cpus \(s.cpus)", "cpu \(Int(status.cpuPercent.rounded()))%", "mem \(decimal(s.memoryPercent))%",
-      "swap \(decimal(s.swapPercent))%", counts,
+      host, "system", uptime,
+      "load \(decimal(load.0, places: 2)) \(decimal(load.1, places: 2)) \(decimal(load.2, places: 2))",
+      "cpus \(cpus)", "cpu \(Int(cpuPercent.rounded()))%", "mem \(decimal(memoryPercent))%",
+      "swap \(decimal(swapPercent))%", counts,
     ]
   }
 
