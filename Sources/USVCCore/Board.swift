@@ -78,7 +78,7 @@ public struct BoardColumn: Sendable {
     BoardColumn(title: "STATE", rightAligned: false) { $0.state.rawValue },
     BoardColumn(title: "PID", rightAligned: true) { $0.pid.map { String($0) } ?? "-" },
     BoardColumn(title: "TIME", rightAligned: false) { job in
-      job.seconds.map { (job.state == .running ? "up " : "down ") + Board.age($0) } ?? "-"
+      job.seconds.map { (job.isUp ? "up " : "down ") + Board.age($0) } ?? "-"
     },
     BoardColumn(title: "RESTARTS", rightAligned: true) { String($0.run.restarts) },
     BoardColumn(title: "EXIT", rightAligned: false) { $0.run.lastExit.visible },

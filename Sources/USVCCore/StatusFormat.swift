@@ -76,7 +76,7 @@ public enum StatusFormat {
   }
 
   public static func jobFields(_ job: JobStatus, host: String) -> [String] {
-    let time = job.seconds.map { (job.state == .running ? "up " : "down ") + duration($0) } ?? "down -"
+    let time = job.seconds.map { (job.isUp ? "up " : "down ") + duration($0) } ?? "down -"
     return [
       host, job.name, job.group, job.state.rawValue, job.pid.map { "pid \($0)" } ?? "pid -",
       job.kernelState.map { String($0) } ?? "-", time, "restarts \(job.run.restarts)",
@@ -150,8 +150,8 @@ public enum StatusFormat {
       ("desired", .string(job.desiredRunning ? "running" : "stopped")),
       ("pid", job.pid.map { .number(Double($0)) } ?? .null),
       ("kernel_state", job.kernelState.map { .string(String($0)) } ?? .null),
-      ("up_seconds", job.state == .running ? job.seconds.map { .number($0.rounded()) } ?? .null : .null),
-      ("down_seconds", job.state == .running ? .null : job.seconds.map { .number($0.rounded()) } ?? .null),
+      ("up_seconds", job.isUp ? job.seconds.map { .number($0.rounded()) } ?? .null : .null),
+      ("down_seconds", job.isUp ? .null : job.seconds.map { .number($0.rounded()) } ?? .null),
       ("restarts", .number(Double(r.restarts))), ("last_exit", r.lastExit == "-" ? .null : .string(r.lastExit)),
       ("cpu_percent", .number(rounded(job.cpuPercent))), ("rss_bytes", .number(Double(job.residentBytes))),
       ("command", .array(job.argv.map { .string($0) })), ("changed", .bool(job.changed)),
@@ -164,7 +164,7 @@ public enum StatusFormat {
       ("retry_at", r.retryAt > 0 && job.state == .waiting ? .string(isoTime(r.retryAt)) : .null),
       ("reason", job.confProblem.map { .string($0) } ?? (r.reason.isEmpty ? .null : .string(r.reason))),
       ("runner_pid", r.runner > 0 && job.state != .lost ? .number(Double(r.runner)) : .null),
-      ("ready", .bool(job.state == .running || job.state == .unhealthy)),
+      ("ready", .bool(job.isUp)),
       ("health", health(job).map { .string($0) } ?? .null),
       ("health_failures", .number(Double(r.healthFailures))),
     ])

@@ -126,7 +126,7 @@ struct BoardHostsTests {
       guard let sick = try terminal.row("sick-1"), let fine = try terminal.row("fine-1"), let slow = try terminal.row("slow-1"),
         sick.count > 11, fine.count > 10, slow.count > 10
       else { return false }
-      return sick[1] == "unhealthy" && sick[9] == "yes" && sick[10] == "fail" && (Int(sick[11]) ?? 0) >= 2
+      return sick[1] == "unhealthy" && sick[3] == "up" && sick[9] == "yes" && sick[10] == "fail" && (Int(sick[11]) ?? 0) >= 2
         && fine[1] == "running" && fine[9] == "yes" && fine[10] == "ok"
         && slow[1] == "starting" && slow[9] == "no" && slow[10] == "-"
     }, terminal.shown)
