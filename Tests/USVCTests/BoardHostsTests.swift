@@ -84,6 +84,23 @@ struct BoardHostsTests {
     #expect(eventually(within: 15) { (s.homes + [s.homeC]).allSatisfy { remoteUsvcProcesses(home: $0).isEmpty } })
   }
 
+  @Test("Enter on another host's job: the board gives the terminal back and becomes ssh -t HOST usvc attach JOB, a real client of that host's tmux")
+  func enterAttachesThroughSSH() throws {
+    let s = try SSHHosts()
+    let terminal = try TestTerminal(s.local, [usvcBinary, "top", "-d", "0.5", "--hosts", "hosta,hostb"])
+    #expect(try eventually(within: 30) { try terminal.row("beta-2")?[1] == "running" }, terminal.shown)
+    try terminal.send("End", "Enter")
+    func remoteClients() throws -> String {
+      try s.runAsRemote(in: s.homes[1], ["tmux", "-S", s.homes[1] + "/tmux.sock", "list-clients", "-F", "#{client_session}"]).stdout
+    }
+    #expect(try eventually(within: 30) { try remoteClients().contains("usvc") })
+    let windows = try s.runAsRemote(
+      in: s.homes[1], ["tmux", "-S", s.homes[1] + "/tmux.sock", "list-windows", "-t", "=usvc", "-F", "#{window_active} #{window_name}"])
+    #expect(windows.stdout.contains("1 beta-2"), "\(windows.stdout)")
+    // The board's own sessions are gone: only the attach's ssh is left of it.
+    #expect(eventually(within: 15) { s.homes.allSatisfy { remoteUsvcProcesses(home: $0).isEmpty } })
+  }
+
   @Test("a host that cannot be reached, or answers nothing, is a row of its own from the start; the others show")
   func unreachableFromTheStart() throws {
     let s = try SSHHosts()
