@@ -112,6 +112,25 @@ struct BoardHostsTests {
     }, terminal.shown)
   }
 
+  @Test("a host whose usvc stops sending shows silent within 2 refreshes, its last jobs kept; after --timeout its session is ended and started again")
+  func silentHostReconnected() throws {
+    let s = try SSHHosts()
+    let terminal = try TestTerminal(s.local, [usvcBinary, "top", "-d", "0.5", "--timeout", "3", "--hosts", "hosta,hostb"])
+    #expect(try eventually(within: 30) { try terminal.row("alpha-1")?[1] == "running" && terminal.row("beta-1") != nil }, terminal.shown)
+    let frozen = remoteUsvcProcesses(home: s.homes[0])
+    try #require(frozen.count == 1, "\(frozen)")
+    kill(frozen[0], SIGSTOP)
+    defer { kill(frozen[0], SIGCONT) }
+    #expect(try eventually(within: 10) {
+      try !terminal.lines(startingWith: "hosta  silent  no line for ").isEmpty && terminal.row("alpha-1") != nil
+    }, terminal.shown)
+    // Ended after 3 s of silence, connected again: a new remote usvc, and the host's rows are back.
+    #expect(try eventually(within: 30) {
+      try remoteUsvcProcesses(home: s.homes[0]).contains { $0 != frozen[0] } && !terminal.lines(startingWith: "hosta  system").isEmpty
+    }, terminal.shown)
+    #expect(try terminal.row("beta-1") != nil)
+  }
+
   @Test("a remote line that is not a feed object is that host's error row, shown escaped, never sent to the terminal")
   func hostileRemote() throws {
     let s = try SSHHosts()
