@@ -155,9 +155,12 @@ public struct HostsBoardSource: BoardSource {
 
   public func nextDeadline(now: Double) -> Double {
     var deadline = Double.infinity
+    // With every connecting slot taken, a host due to connect waits for one of
+    // them to arrive or end (their pipes wake the loop), not for its own time.
+    let slotFree = feeds.count(where: { $0.call.map { !$0.arrived } ?? false }) < max(1, fleet.maxParallel)
     for feed in feeds {
       guard let call = feed.call else {
-        deadline = min(deadline, feed.retryAt)
+        if slotFree { deadline = min(deadline, feed.retryAt) }
         continue
       }
       // Both pipes closed: its exit is imminent (see Fleet.exchange).
@@ -198,8 +201,10 @@ public struct HostsBoardSource: BoardSource {
 
   mutating func read(_ index: Int, ready: Set<Int32>, now: Double, chunk: inout [UInt8]) {
     guard var call = feeds[index].call else { return }
+    // At most 1 MiB a pipe per pass: a host that floods its pipe cannot keep the loop from the keys.
     for which in 0..<2 where call.child.pipes[which] >= 0 && ready.contains(call.child.pipes[which]) {
-      while call.child.readAvailable(which, &chunk) {}
+      var reads = 0
+      while reads < 16 && call.child.readAvailable(which, &chunk) { reads += 1 }
     }
     _ = call.takeArrival()
     var latest: [UInt8]?
@@ -286,9 +291,14 @@ public struct HostsBoardSource: BoardSource {
     }
     let feed = feeds[index]
     guard let call = feed.call else {
-      let (label, message) = feed.trouble ?? ("unreachable", "not connected")
-      let again = max(0, Int((feed.retryAt - now).rounded(.up)))
-      return BoardSection(host: host, system: [host, label, message], problem: "connecting again in \(again)s", jobs: [], isDown: true)
+      // Not connected: waiting for its back-off, or for a turn (--parallel hosts connect at once).
+      let again = Int((feed.retryAt - now).rounded(.up))
+      let turn = "waiting its turn to connect (--parallel \(fleet.maxParallel))"
+      guard let (label, message) = feed.trouble else {
+        return BoardSection(host: host, system: [host, "connecting"], problem: turn, jobs: [])
+      }
+      let note = again > 0 ? "connecting again in \(again)s" : turn
+      return BoardSection(host: host, system: [host, label, message], problem: note, jobs: [], isDown: true)
     }
     let quiet = now - (feed.lastLineAt ?? feed.startedAt)
     if let (label, message) = feed.trouble, feed.lastLineAt == nil || feed.shown == nil {

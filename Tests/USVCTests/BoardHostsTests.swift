@@ -101,7 +101,7 @@ struct BoardHostsTests {
     #expect(eventually(within: 15) { s.homes.allSatisfy { remoteUsvcProcesses(home: $0).isEmpty } })
   }
 
-  @Test("a host that cannot be reached, or answers nothing, is a row of its own from the start; the others show")
+  @Test("a host that cannot be reached, or answers nothing, is a row of its own from the start; the others show; SIGHUP gives the terminal back and ends the sessions")
   func unreachableFromTheStart() throws {
     let s = try SSHHosts()
     let terminal = try TestTerminal(s.local, [usvcBinary, "top", "-d", "0.5", "--hosts", "hostdown,hosthang,hosta"])
@@ -110,6 +110,12 @@ struct BoardHostsTests {
         && terminal.lines(startingWith: "hostdown  unreachable  ssh: connect to host 127.0.0.1 port ").count == 1
         && terminal.lines(startingWith: "hosthang  silent  no answer for ").count == 1
     }, terminal.shown)
+    // The user's own link dies (SIGHUP): the terminal is given back and the sessions end.
+    let board = try #require(try terminal.boardPid())
+    kill(board, SIGHUP)
+    #expect(try eventually { try terminal.screen().contains("board exited \(128 + SIGHUP)") })
+    #expect(try !terminal.alternateScreen())
+    #expect(eventually(within: 15) { remoteUsvcProcesses(home: s.homes[0]).isEmpty })
   }
 
   @Test("a host whose usvc stops sending shows silent within 2 refreshes, its last jobs kept; after --timeout its session is ended and started again")
