@@ -244,6 +244,29 @@ class Issue11Verdicts(unittest.TestCase):
         del rows[2]
         self.assertEqual(verdicts(self.res)["conf_writes"]["verdict"], "n/a")
 
+    def test_board_cpu_verdicts_come_from_the_board_rows(self):
+        def board(rows):
+            self.res["extra"] = dict(board=dict(title="Board", status="ok", rows=rows))
+            return verdicts(self.res)
+        local = dict(measure="cpu of usvc top", key="local_cpu", jobs=100, seconds=30, cpu_percent=1.5)
+        hosts = dict(measure="cpu of usvc top --hosts", key="hosts_cpu", hosts=100, seconds=30, cpu_percent=12.25,
+                     detail="board 3.00%, ssh clients 9.25%, control masters 0.00%", status="ok")
+        v = board([local, hosts])
+        self.assertEqual(v["board_local_cpu"]["verdict"], "met")
+        self.assertEqual(v["board_hosts_cpu"]["verdict"], "missed by 2.25 points")
+        self.assertIn("ssh clients 9.25%", v["board_hosts_cpu"]["why"])
+        hosts.update(cpu_percent=4.0)
+        self.assertEqual(board([local, hosts])["board_hosts_cpu"]["verdict"], "met")
+        # A smoke run's sizes are not the target's; a run without root measured nothing.
+        smoke = dict(hosts, hosts=3, seconds=3)
+        self.assertEqual(board([local, smoke])["board_hosts_cpu"]["verdict"], "n/a")
+        skipped = dict(measure="cpu of usvc top --hosts", key="hosts_cpu", hosts=100, seconds=30, status="skipped",
+                       value="not measured: needs root (useradd, sshd)")
+        v = board([local, skipped])
+        self.assertEqual(v["board_hosts_cpu"]["verdict"], "n/a")
+        self.assertIn("needs root", v["board_hosts_cpu"]["measured"])
+        self.assertEqual(board([])["board_hosts_cpu"]["measured"], "not measured")
+
     def test_missed_targets_are_listed_in_the_report(self):
         doc = results_doc()
         doc["results"]["extra"] = chatty_extra(write_rows(6.5, 1.6, {"supervisord": 5.0}))

@@ -10,19 +10,39 @@ public struct BoardSection: Sendable {
   /// unreachable host, later), shown on its system row.
   public var problem: String?
   public var jobs: [JobStatus]
-  public init(host: String, system: [String], problem: String? = nil, jobs: [JobStatus]) {
+  /// The host cannot be read now (unreachable, its usvc failing, silent):
+  /// its system row is drawn as a problem.
+  public var isDown: Bool
+  public init(host: String, system: [String], problem: String? = nil, jobs: [JobStatus], isDown: Bool = false) {
     self.host = host
     self.system = system
     self.problem = problem
     self.jobs = jobs
+    self.isDown = isDown
   }
 }
 
 /// Where the board's rows come from, asked once per refresh: one section per
-/// host. `LocalBoardSource` reads this machine; a source per remote host
-/// (one long-lived ssh session each) adds its own sections the same way.
+/// host. `LocalBoardSource` reads this machine; `HostsBoardSource` other
+/// hosts, through one long-lived ssh session each, whose pipes the loop polls
+/// beside the terminal (`descriptors`, then `service` with the ready ones).
 public protocol BoardSource {
   mutating func refresh() -> [BoardSection]
+  /// Descriptors to wait on beside the terminal's.
+  var descriptors: [Int32] { get }
+  /// Reads what is ready, starts and ends what is due; never waits.
+  mutating func service(ready: Set<Int32>, now: Double)
+  /// When `service` must run again at the latest (monotonic clock).
+  func nextDeadline(now: Double) -> Double
+  /// Ends what the source started (before the board exits or execs).
+  func close()
+}
+
+extension BoardSource {
+  public var descriptors: [Int32] { [] }
+  public mutating func service(ready: Set<Int32>, now: Double) {}
+  public func nextDeadline(now: Double) -> Double { .infinity }
+  public func close() {}
 }
 
 /// This machine's jobs, through the same core as `usvc status`, with the cpu
@@ -38,16 +58,7 @@ public struct LocalBoardSource: BoardSource {
   }
 
   public mutating func refresh() -> [BoardSection] {
-    var problem: String?
-    var names: [String]
-    do {
-      names = try supervisor.select(selectors)
-    } catch {
-      // A job removed while the board watches: show what the other selectors name.
-      problem = error.description
-      let valid = selectors.filter { (try? supervisor.select([$0])) != nil }
-      names = valid.isEmpty ? [] : (try? supervisor.select(valid)) ?? []
-    }
+    let (names, problem) = supervisor.boardSelection(selectors)
     let status = supervisor.status(names, baseline: &baseline)
     var system = StatusFormat.systemLine(status)
     // The machine's uptime in the board's coarse form, or it would redraw every second.
@@ -56,8 +67,7 @@ public struct LocalBoardSource: BoardSource {
   }
 }
 
-/// A column of the job rows: its title and how a job fills it. Readiness and
-/// health columns are two more entries here once `JobStatus` carries them.
+/// A column of the job rows: its title and how a job fills it.
 public struct BoardColumn: Sendable {
   public var title: String
   public var rightAligned: Bool
@@ -68,12 +78,14 @@ public struct BoardColumn: Sendable {
     BoardColumn(title: "STATE", rightAligned: false) { $0.state.rawValue },
     BoardColumn(title: "PID", rightAligned: true) { $0.pid.map { String($0) } ?? "-" },
     BoardColumn(title: "TIME", rightAligned: false) { job in
-      job.seconds.map { (job.state == .running ? "up " : "down ") + Board.age($0) } ?? "-"
+      job.seconds.map { (job.isUp ? "up " : "down ") + Board.age($0) } ?? "-"
     },
     BoardColumn(title: "RESTARTS", rightAligned: true) { String($0.run.restarts) },
     BoardColumn(title: "EXIT", rightAligned: false) { $0.run.lastExit.visible },
     BoardColumn(title: "CPU", rightAligned: true) { StatusFormat.decimal($0.cpuPercent) + "%" },
     BoardColumn(title: "MEM", rightAligned: true) { $0.pid == nil ? "-" : StatusFormat.bytes($0.residentBytes) },
+    BoardColumn(title: "READY", rightAligned: false) { Board.readiness($0) },
+    BoardColumn(title: "HEALTH", rightAligned: false) { Board.health($0) },
     BoardColumn(title: "COMMAND", rightAligned: false) { job in
       StatusFormat.commandLine(job.argv) + (job.changed ? "  changed" : "")
     },
@@ -122,7 +134,8 @@ public struct Board {
     case .failed, .lost, .broken: return 0
     case .waiting, .unhealthy: return 1
     case .exited: return job.run.lastExit == "0" ? 5 : 1
-    case .starting, .stopping: return 2
+    case .starting: return job.readyOverdue ? 1 : 2
+    case .stopping: return 2
     case .running: return 3
     case .stopped: return 4
     }
@@ -184,14 +197,42 @@ public struct Board {
     return StatusFormat.duration(seconds)
   }
 
-  static func style(of state: JobState, lastExit: String) -> CellStyle {
-    switch state {
+  /// READY: `yes` once a run is ready (running or unhealthy), `no` while it
+  /// is starting, `-` without a run.
+  static func readiness(_ job: JobStatus) -> String {
+    switch job.state {
+    case .running, .unhealthy: return "yes"
+    case .starting: return "no"
+    case .waiting, .stopping, .stopped, .exited, .failed, .lost, .broken: return "-"
+    }
+  }
+
+  /// HEALTH: `ok`, `fail N` (checks failed in a row), or `-` when the run is
+  /// not checked (no `job.health`, or not ready).
+  static func health(_ job: JobStatus) -> String {
+    guard let health = StatusFormat.health(job) else { return "-" }
+    return health == "ok" ? "ok" : "fail \(job.run.healthFailures)"
+  }
+
+  /// Problems in red (a run failing its health checks, or not ready past its
+  /// ready-timeout, too), what is changing in yellow, running green.
+  static func style(of job: JobStatus) -> CellStyle {
+    switch job.state {
     case .running: return CellStyle(color: 32)
-    case .starting, .waiting, .stopping, .unhealthy: return CellStyle(color: 33)
+    case .starting: return job.readyOverdue ? CellStyle(color: 31) : CellStyle(color: 33)
+    case .waiting, .stopping: return CellStyle(color: 33)
+    case .unhealthy: return CellStyle(color: 31)
     case .failed, .lost, .broken: return CellStyle(color: 31, bold: true)
-    case .exited: return lastExit == "0" ? CellStyle(dim: true) : CellStyle(color: 31)
+    case .exited: return job.run.lastExit == "0" ? CellStyle(dim: true) : CellStyle(color: 31)
     case .stopped: return CellStyle(dim: true)
     }
+  }
+
+  /// The style of a READY or HEALTH cell: failing checks red, not ready yet yellow.
+  static func style(ofCell text: String, column: String, job: JobStatus) -> CellStyle? {
+    if column == "HEALTH" && text.hasPrefix("fail") { return CellStyle(color: 31) }
+    if column == "READY" && text == "no" { return job.readyOverdue ? CellStyle(color: 31) : CellStyle(color: 33) }
+    return nil
   }
 
   public static let keysLine = "arrows/j k move  r restart  s stop  S start  K kill  l log  Enter attach  / filter  q quit"
@@ -246,7 +287,7 @@ public struct Board {
         case .system(let section):
           var text = section.system.map(\.visible).joined(separator: "  ")
           if let problem = section.problem { text += "  (" + problem.visible + ")" }
-          lines.append([Segment(text, CellStyle(bold: true))])
+          lines.append([Segment(text, section.isDown && color ? CellStyle(color: 31, bold: true) : CellStyle(bold: true))])
           fills.append(.plain)
         case .job(_, let job):
           let isCursor = index == cursorRow
@@ -254,13 +295,16 @@ public struct Board {
           var segments = [Segment(isCursor ? ">" : " ", base)]
           for (column, text) in cells[jobIndex].enumerated() {
             var style = base
-            if color && columns[column].title == "STATE" {
-              let stateStyle = Board.style(of: job.state, lastExit: job.run.lastExit)
+            let title = columns[column].title
+            if color && title == "STATE" {
+              let stateStyle = Board.style(of: job)
               style.color = stateStyle.color
               style.bold = stateStyle.bold
               style.dim = stateStyle.dim && !isCursor
-            } else if !color && columns[column].title == "STATE" && Board.rank(job) <= 1 {
+            } else if !color && title == "STATE" && Board.rank(job) <= 1 {
               style.bold = true
+            } else if let cellStyle = Board.style(ofCell: text, column: title, job: job) {
+              if color { style.color = cellStyle.color } else { style.bold = cellStyle.color == 31 }
             }
             if column > 0 { segments.append(Segment("  ", base)) }
             segments.append(Segment(padded(text, column), style))

@@ -1,5 +1,6 @@
 import Dispatch
 import Glibc
+import Synchronization
 import USVCContract
 import USVCSys
 
@@ -64,13 +65,54 @@ public enum BoardKey: Equatable, Sendable {
   }
 }
 
+/// What actions beside the board report back (from other threads), and the
+/// pipe whose bytes wake the loop's poll when there is something.
+final class BoardInbox: Sendable {
+  enum Update: Sendable {
+    /// The line above the keys.
+    case message(String)
+    /// A job's last log lines (already visible), for `l`.
+    case logLines(host: String, job: String, [String])
+  }
+
+  let wake: (read: FileDescriptor, write: FileDescriptor)
+  private let updates = Mutex<[Update]>([])
+
+  init() throws(UsvcError) {
+    do { wake = try FileDescriptor.pipe() } catch { throw .system("cannot make a pipe", error) }
+    wake.read.setNonBlocking()
+    wake.write.setNonBlocking()
+  }
+
+  func post(_ update: Update) {
+    updates.withLock { $0.append(update) }
+    // A full pipe already wakes the loop: a byte lost then loses nothing.
+    _ = try? wake.write.writeAll([1])
+  }
+
+  /// Everything posted so far, oldest first.
+  func take() -> [Update] {
+    var buffer = [UInt8](repeating: 0, count: 256)
+    while let count = try? buffer.withUnsafeMutableBytes({ try wake.read.read(into: $0) }), count > 0 {}
+    return updates.withLock { updates in
+      defer { updates.removeAll() }
+      return updates
+    }
+  }
+}
+
 /// `usvc top`: the board's event loop. One `poll` waits for keys, signals (a
-/// signalfd: resize, TERM, HUP, INT, QUIT) and what actions report (a pipe),
-/// until the next refresh. Actions (restart, stop, start) run on another
-/// thread through the same Supervisor calls as the commands, so a job that
-/// takes its stop-timeout to stop never freezes the screen.
+/// signalfd: resize, TERM, HUP, INT, QUIT), what actions report (the inbox's
+/// pipe) and, across hosts, every host's ssh pipes, until the next refresh.
+/// Actions (restart, stop, start; on another host a one-shot fleet call) run
+/// on another thread, so a job that takes its stop-timeout to stop, or a slow
+/// host, never freezes the screen.
 public struct BoardLoop {
-  var supervisor: Supervisor
+  /// This machine's jobs: their Supervisor; nil across hosts.
+  var supervisor: Supervisor?
+  /// Across hosts: the fleet whose transport the one-shot calls of keys reuse.
+  var fleet: Fleet?
+  let environment: [String]
   var source: any BoardSource
   let interval: Double
   let terminal: BoardTerminal
@@ -78,37 +120,57 @@ public struct BoardLoop {
   var screen = ScreenDiff()
   var size = (rows: 24, columns: 80)
   var nextRefresh = 0.0
-  /// Actions write their one-line outcome here; the loop shows it.
-  let messages: (read: FileDescriptor, write: FileDescriptor)
-  var pendingMessage: [UInt8] = []
+  /// Whether the screen may differ from the last frame written.
+  var needsDraw = true
+  let inbox: BoardInbox
+  /// A remote log fetch (`l`) is on its way: at most one at a time.
+  var logRequested = false
   let signals: SignalDescriptor
   /// The signals blocked for `signals` (unblocked again before exec).
   let blocked: SignalSet
   /// Whether the board runs in usvc's own tmux session (window 0).
   var inUsvcSession = false
 
-  /// Checks the terminal and the selectors (before the screen changes), blocks
-  /// the signals the loop reads (before any thread exists, so every thread
-  /// inherits the mask and they all queue for the signalfd).
+  /// The board of this machine's jobs. Checks the terminal and the selectors
+  /// (before the screen changes).
   public init(supervisor: Supervisor, selectors: [String], interval: Double) throws(UsvcError) {
-    terminal = try BoardTerminal(environment: supervisor.environment)
+    let terminal = try BoardTerminal(environment: supervisor.environment)
     _ = try supervisor.select(selectors)
+    try self.init(terminal: terminal, interval: interval, environment: supervisor.environment) { inbox in
+      var supervisor = supervisor
+      // Warnings of the core would go to stderr, under the board: they become its message.
+      supervisor.warn = { line in inbox.post(.message(line.visible)) }
+      return (supervisor, nil, LocalBoardSource(supervisor: supervisor, selectors: selectors))
+    }
+  }
+
+  /// The board of other hosts' jobs: `fleet` holds the hosts and the words of
+  /// the remote feed (`HostsBoardSource.feedWords`). Selectors are the hosts'
+  /// business: one that matches nothing there is said on that host's row.
+  public init(hosts fleet: Fleet, interval: Double) throws(UsvcError) {
+    let terminal = try BoardTerminal(environment: fleet.environment)
+    try self.init(terminal: terminal, interval: interval, environment: fleet.environment) { _ in
+      (nil, fleet, HostsBoardSource(fleet: fleet, interval: interval))
+    }
+  }
+
+  /// Blocks the signals the loop reads (before any thread exists, so every
+  /// thread inherits the mask and they all queue for the signalfd).
+  init(
+    terminal: BoardTerminal, interval: Double, environment: [String],
+    _ makeSource: (BoardInbox) -> (Supervisor?, Fleet?, any BoardSource)
+  ) throws(UsvcError) {
     guard interval >= 0.1, interval <= 3600 else {
       throw .badValue(key: "-d", value: StatusFormat.decimal(interval), why: "expected 0.1 to 3600 seconds")
     }
+    self.terminal = terminal
     self.interval = interval
+    self.environment = environment
     // Display widths by wcwidth need a UTF-8 character type, whatever the locale.
     if setlocale(LC_CTYPE, "C.UTF-8") == nil { setlocale(LC_CTYPE, "") }
-    var supervisor = supervisor
-    do { messages = try FileDescriptor.pipe() } catch { throw .system("cannot make a pipe", error) }
-    messages.read.setNonBlocking()
-    // Warnings of the core would go to stderr, under the board: they become its message.
-    let writeEnd = messages.write
-    supervisor.warn = { line in _ = try? writeEnd.writeAll(line.visible + "\n") }
-    self.supervisor = supervisor
-    source = LocalBoardSource(supervisor: supervisor, selectors: selectors)
-    let color = (value(of: "NO_COLOR", in: supervisor.environment) ?? "").isEmpty
-    board = Board(color: color)
+    inbox = try BoardInbox()
+    (supervisor, fleet, source) = makeSource(inbox)
+    board = Board(color: (value(of: "NO_COLOR", in: environment) ?? "").isEmpty)
     let set = SignalSet([.windowChanged, .terminate, .hangup, .interrupt, Signal(rawValue: SIGQUIT)])
     set.block()
     blocked = set
@@ -120,37 +182,82 @@ public struct BoardLoop {
     try terminal.enter()
     size = terminal.size()
     screen.reset(width: size.columns, height: size.rows)
-    inUsvcSession = (try? supervisor.tmux()).map(isInside) ?? false
+    inUsvcSession = (try? supervisor?.tmux()).flatMap { $0 }.map(isInside) ?? false
     while true {
-      let now = monotonicClock()
+      var now = monotonicClock()
+      source.service(ready: [], now: now)
       if now >= nextRefresh {
         refresh()
         nextRefresh = max(nextRefresh + interval, now + interval / 2)
       }
-      terminal.write(screen.update(to: board.frame(width: size.columns, height: size.rows)))
+      if needsDraw {
+        terminal.write(screen.update(to: board.frame(width: size.columns, height: size.rows)))
+        needsDraw = false
+      }
+      let hostFds = source.descriptors
       var fds = [
         pollfd(fd: terminal.input.rawValue, events: Int16(POLLIN), revents: 0),
         pollfd(fd: signals.fd.rawValue, events: Int16(POLLIN), revents: 0),
-        pollfd(fd: messages.read.rawValue, events: Int16(POLLIN), revents: 0),
-      ]
-      let timeout = Int32(max(0, min(3_600_000, (nextRefresh - monotonicClock()) * 1000)).rounded(.up))
+        pollfd(fd: inbox.wake.read.rawValue, events: Int16(POLLIN), revents: 0),
+      ] + hostFds.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+      now = monotonicClock()
+      let wake = min(nextRefresh, source.nextDeadline(now: now))
+      let timeout = Int32(max(0, min(3_600_000, (wake - now) * 1000)).rounded(.up))
       guard poll(&fds, nfds_t(fds.count), timeout) >= 0 || errno == EINTR else { finish(1) }
       if fds[1].revents != 0 { handleSignals() }
-      if fds[2].revents != 0 { readMessages() }
+      if fds[2].revents != 0 { readInbox() }
       if fds[0].revents != 0 { readKeys() }
+      let ready = Set(fds.dropFirst(3).filter { $0.revents != 0 }.map(\.fd))
+      if !ready.isEmpty { source.service(ready: ready, now: monotonicClock()) }
     }
   }
 
-  /// The one way out: the terminal given back, then exit.
+  /// The one way out: the sessions ended, the terminal given back, then exit.
   func finish(_ code: Int32) -> Never {
+    source.close()
     terminal.restore()
     exit(code)
   }
 
   mutating func refresh() {
     board.sections = source.refresh()
-    if case .log(_, let job) = board.mode {
-      board.logLines = LogReader.tail(supervisor.home.paths(job).log, lines: max(1, size.rows - 3)).map { String(decoding: Visible.escaped($0, keepingTabs: false), as: UTF8.self) }
+    needsDraw = true
+    if case .log(let host, let job) = board.mode { fetchLog(host: host, job: job) }
+  }
+
+  /// The last lines of a job's log for `l`: read here for this machine's job;
+  /// for another host's, asked for beside the board (`logs -n`, one fleet call).
+  mutating func fetchLog(host: String, job: String) {
+    let lines = max(1, size.rows - 3)
+    if let supervisor {
+      board.logLines = LogReader.tail(supervisor.home.paths(job).log, lines: lines).map {
+        String(decoding: Visible.escaped($0, keepingTabs: false), as: UTF8.self)
+      }
+      return
+    }
+    guard let fleet, !logRequested else { return }
+    logRequested = true
+    let inbox = self.inbox
+    let environment = self.environment
+    DispatchQueue.global().async {
+      var shown: [String] = []
+      do {
+        var call = try Fleet(hosts: [host], words: ["logs", "-n", String(lines), "--", job], mode: .reading, environment: environment)
+        call.timeout = fleet.timeout
+        call.exchange { report in
+          var output = Array(report.output.utf8).split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+          if output.last?.isEmpty == true { output.removeLast() }
+          shown = output.map { String(decoding: Visible.escaped($0, keepingTabs: false), as: UTF8.self) }
+          switch report.outcome {
+          case .answered: break
+          case .failed(let message): shown.append("(\(host): \(message.visible))")
+          case .unreachable(let reason): shown.append("(\(host) unreachable: \(reason.visible))")
+          }
+        }
+      } catch {
+        shown = ["(" + ((error as? UsvcError)?.description ?? "\(error)").visible + ")"]
+      }
+      inbox.post(.logLines(host: host, job: job, shown))
     }
   }
 
@@ -160,23 +267,26 @@ public struct BoardLoop {
         size = terminal.size()
         screen.reset(width: size.columns, height: size.rows)
         terminal.write("\u{1b}[0m\u{1b}[H\u{1b}[2J")
+        needsDraw = true
       } else {
         finish(128 + number)
       }
     }
   }
 
-  mutating func readMessages() {
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    while let count = try? buffer.withUnsafeMutableBytes({ try messages.read.read(into: $0) }), count > 0 {
-      pendingMessage += buffer[0..<count]
+  mutating func readInbox() {
+    for update in inbox.take() {
+      switch update {
+      case .message(let text):
+        board.message = text
+        // An action finished: show its effect now, not at the next tick.
+        nextRefresh = 0
+      case .logLines(let host, let job, let lines):
+        logRequested = false
+        if case .log(host, job) = board.mode { board.logLines = lines }
+      }
     }
-    while let newline = pendingMessage.firstIndex(of: 10) {
-      board.message = String(decoding: pendingMessage[..<newline], as: UTF8.self)
-      pendingMessage.removeSubrange(...newline)
-      // An action finished: show its effect now, not at the next tick.
-      nextRefresh = 0
-    }
+    needsDraw = true
   }
 
   mutating func readKeys() {
@@ -185,6 +295,7 @@ public struct BoardLoop {
     if count == 0 || (count < 0 && errno != EINTR && errno != EAGAIN) { finish(1) }
     guard count > 0 else { return }
     for key in BoardKey.parse(Array(buffer[0..<count])) { handle(key) }
+    needsDraw = true
   }
 
   mutating func handle(_ key: BoardKey) {
@@ -211,12 +322,10 @@ public struct BoardLoop {
       }
       board.scroll = 0
       return
-    case .confirmKill(_, let job):
+    case .confirmKill(let host, let job):
       board.mode = .browse
       if key == .character("y") || key == .character("Y") {
-        let sent = supervisor.kill(.kill, [job])
-        board.message = sent.isEmpty ? "\(job) is not running: nothing to kill" : "sent SIGKILL to \(job)"
-        nextRefresh = 0
+        kill(job, on: host)
       } else {
         board.message = "\(job) not killed"
       }
@@ -236,64 +345,108 @@ public struct BoardLoop {
     case .character("q"), .interrupt: finish(0)
     case .character("/"): board.mode = .filtering(previous: board.filter)
     case .character("r"):
-      guard let job = board.selected?.job.name else { return }
-      restart(job, saying: "restarting")
+      guard let (host, job) = board.selected else { return }
+      restart(job.name, on: host, saying: "restarting")
     case .character("s"):
-      guard let job = board.selected?.job.name else { return }
-      perform("stopping \(job)") { supervisor in
-        try supervisor.stop([job])
-        return "stopped \(job)"
-      }
+      guard let (host, job) = board.selected else { return }
+      stop(job.name, on: host)
     case .character("S"):
-      guard let selected = board.selected?.job else { return }
+      guard let (host, selected) = board.selected else { return }
       let job = selected.name
       if selected.state == .running || selected.state == .starting || selected.state == .stopping {
         board.message = "\(job) is \(selected.state.rawValue): r restarts it"
         return
       }
-      restart(job, saying: "starting")
+      restart(job, on: host, saying: "starting")
     case .character("K"):
       guard let (host, job) = board.selected else { return }
       board.mode = .confirmKill(host: host, job: job.name)
     case .character("l"):
       guard let (host, job) = board.selected else { return }
       board.mode = .log(host: host, job: job.name)
-      board.logLines = LogReader.tail(supervisor.home.paths(job.name).log, lines: max(1, size.rows - 3)).map { String(decoding: Visible.escaped($0, keepingTabs: false), as: UTF8.self) }
+      board.logLines = []
+      logRequested = false
+      fetchLog(host: host, job: job.name)
     case .enter:
-      guard let job = board.selected?.job.name else { return }
-      attach(job)
+      guard let (host, job) = board.selected else { return }
+      attach(job.name, on: host)
     case .escape, .backspace, .character, .focusIn, .focusOut: break
     }
   }
 
+  // MARK: - Actions, on this machine or through a one-shot fleet call to the job's host
+
   /// `usvc restart JOB` (which also starts a job that is not running), beside the board.
-  mutating func restart(_ job: String, saying what: String) {
-    perform("\(what) \(job)") { supervisor in
+  mutating func restart(_ job: String, on host: String, saying what: String) {
+    guard let supervisor else { return remote(["restart", "--", job], on: host, saying: "\(what) \(job) on \(host)") }
+    perform("\(what) \(job)") {
       var lines: [String] = []
       try supervisor.restart([job]) { lines.append($0.description) }
       return lines.joined(separator: "; ")
     }
   }
 
-  /// Runs `work` on another thread; its outcome (or error) becomes the message.
-  mutating func perform(_ what: String, _ work: @escaping @Sendable (Supervisor) throws -> String) {
-    board.message = what + "…"
-    let supervisor = self.supervisor
-    let writeEnd = messages.write
-    DispatchQueue.global().async {
-      var text: String
-      do {
-        text = try work(supervisor)
-      } catch {
-        text = (error as? UsvcError)?.description ?? "\(error)"
-      }
-      _ = try? writeEnd.writeAll(text.visible + "\n")
+  mutating func stop(_ job: String, on host: String) {
+    guard let supervisor else { return remote(["stop", "--", job], on: host, saying: "stopping \(job) on \(host)") }
+    perform("stopping \(job)") {
+      try supervisor.stop([job])
+      return "stopped \(job)"
     }
   }
 
-  /// Enter: inside usvc's own tmux session, switch its window to the job's;
-  /// elsewhere, give the terminal back and become `usvc attach JOB`.
-  mutating func attach(_ job: String) {
+  mutating func kill(_ job: String, on host: String) {
+    guard let supervisor else { return remote(["kill", "-s", "KILL", "--", job], on: host, saying: "killing \(job) on \(host)") }
+    let sent = supervisor.kill(.kill, [job])
+    board.message = sent.isEmpty ? "\(job) is not running: nothing to kill" : "sent SIGKILL to \(job)"
+    nextRefresh = 0
+  }
+
+  /// `usvc WORDS…` on `host` through the fleet's transport (its control
+  /// master: no new login), beside the board; its lines become the message.
+  mutating func remote(_ words: [String], on host: String, saying what: String) {
+    guard let fleet else { return }
+    let environment = self.environment
+    perform(what) {
+      var call = try Fleet(hosts: [host], words: words, mode: .acting, environment: environment)
+      call.timeout = fleet.timeout
+      var lines: [String] = []
+      _ = call.run { text in lines += text.split(separator: "\n").map(String.init) }
+      return lines.joined(separator: "; ")
+    }
+  }
+
+  /// Runs `work` on another thread; its outcome (or error) becomes the message.
+  mutating func perform(_ what: String, _ work: @escaping @Sendable () throws -> String) {
+    board.message = what + "…"
+    let inbox = self.inbox
+    DispatchQueue.global().async {
+      var text: String
+      do {
+        text = try work()
+      } catch {
+        text = (error as? UsvcError)?.description ?? "\(error)"
+      }
+      inbox.post(.message(text.visible))
+    }
+  }
+
+  /// Enter: another host's job through `ssh -t` (`usvc attach --host HOST
+  /// JOB`); here, inside usvc's own tmux session, switch its window to the
+  /// job's; elsewhere, give the terminal back and become `usvc attach JOB`.
+  mutating func attach(_ job: String, on host: String) {
+    guard let supervisor else {
+      guard let fleet else { return }
+      let argv: [String]
+      do { argv = try fleet.attachArguments(host: host, job: job) } catch {
+        board.message = error.description.visible
+        return
+      }
+      leaveForExec()
+      do { try replaceProcess(argv, environment: environment) } catch {
+        printError("usvc: cannot run \(fleet.ssh): \(error)")
+        exit(1)
+      }
+    }
     guard let tmux = try? supervisor.tmux(), let window = tmux.windows()[job] else {
       board.message = "\(job) has no window (it is not running)"
       return
@@ -303,10 +456,7 @@ public struct BoardLoop {
       board.message = result?.status.isSuccess == true ? "" : "cannot switch to \(job)'s window"
       return
     }
-    terminal.restore()
-    // exec keeps the signal mask: tmux must get SIGWINCH and the others again.
-    var mask = blocked.raw
-    sigprocmask(SIG_UNBLOCK, &mask, nil)
+    leaveForExec()
     do {
       try tmux.attach(job)
     } catch {
@@ -315,9 +465,19 @@ public struct BoardLoop {
     }
   }
 
+  /// Before this process becomes another program: the sessions ended, the
+  /// terminal given back, and the signals unblocked (exec keeps the mask, and
+  /// tmux or ssh must get SIGWINCH and the others again).
+  func leaveForExec() {
+    source.close()
+    terminal.restore()
+    var mask = blocked.raw
+    sigprocmask(SIG_UNBLOCK, &mask, nil)
+  }
+
   /// Whether the board runs in a pane of usvc's own tmux server.
   func isInside(_ tmux: Tmux) -> Bool {
-    guard let socket = tmuxSocket(environment: supervisor.environment) else { return false }
+    guard let socket = tmuxSocket(environment: environment) else { return false }
     if socket == tmux.socket { return true }
     guard let mine = realpath(tmux.socket, nil), let theirs = realpath(socket, nil) else { return false }
     defer { free(mine); free(theirs) }

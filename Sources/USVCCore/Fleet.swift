@@ -532,8 +532,8 @@ public struct HostReport: Sendable, Equatable {
   }
 }
 
-/// One host's ssh while it runs.
-private struct Call {
+/// One host's ssh while it runs (a call of `exchange`, or a board's long-lived session).
+struct Call {
   let index: Int
   var child: CapturedChild
   /// When it is killed: `timeout` after its start; never, once the remote usvc

@@ -22,6 +22,10 @@ public struct JobStatus: Sendable {
   public var confProblem: String?
   /// Still `starting` past its `ready-timeout` (a look is needed).
   public var readyOverdue = false
+
+  /// Whether `seconds` counts up time: a ready run, healthy or not (an
+  /// unhealthy run is still the same process).
+  public var isUp: Bool { state == .running || state == .unhealthy }
 }
 
 /// Everything one `usvc status` prints for this host.
@@ -100,7 +104,7 @@ extension Supervisor {
         name: job.name, group: job.spec?.group ?? Names.split(job: job.name)?.group ?? job.name,
         state: state, pid: nil, kernelState: nil,
         seconds: job.hasState && job.run.since > 0
-          ? max(0, wall - (state == .running ? job.run.started : job.run.since)) : nil,
+          ? max(0, wall - (state == .running || state == .unhealthy ? job.run.started : job.run.since)) : nil,
         run: job.run, cpuPercent: 0, residentBytes: 0, argv: job.spec?.argv ?? [],
         changed: false, desiredRunning: job.spec?.desiredRunning ?? true, confProblem: job.confProblem)
       if state == .starting, let spec = job.spec, job.run.started > 0 {

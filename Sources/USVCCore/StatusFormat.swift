@@ -45,26 +45,38 @@ public enum StatusFormat {
     }.joined(separator: " ")
   }
 
-  static let stateOrder: [JobState] = [.running, .starting, .waiting, .stopping, .stopped, .exited, .failed, .lost, .broken]
+  static let stateOrder: [JobState] = [.running, .unhealthy, .starting, .waiting, .stopping, .stopped, .exited, .failed, .lost, .broken]
 
   public static func systemLine(_ status: HostStatus) -> [String] {
     let s = status.system
-    var counts = "jobs \(status.jobs.count)"
+    return systemLine(
+      host: status.host, uptime: "up " + duration(s.uptimeSeconds), load: s.load, cpus: s.cpus,
+      cpuPercent: status.cpuPercent, memoryPercent: s.memoryPercent, swapPercent: s.swapPercent,
+      states: status.jobs.map(\.state))
+  }
+
+  /// The fields of a system line from its figures (this host's, or another's
+  /// as its `status --json` gave them): `states` are those of its jobs.
+  public static func systemLine(
+    host: String, uptime: String, load: (Double, Double, Double), cpus: Int, cpuPercent: Double,
+    memoryPercent: Double, swapPercent: Double, states: [JobState]
+  ) -> [String] {
+    var counts = "jobs \(states.count)"
     let parts = stateOrder.compactMap { state -> String? in
-      let n = status.jobs.filter { $0.state == state }.count
+      let n = states.filter { $0 == state }.count
       return n > 0 ? "\(n) \(state.rawValue)" : nil
     }
     if !parts.isEmpty { counts += ": " + parts.joined(separator: ", ") }
     return [
-      status.host, "system", "up " + duration(s.uptimeSeconds),
-      "load \(decimal(s.load.0, places: 2)) \(decimal(s.load.1, places: 2)) \(decimal(s.load.2, places: 2))",
-      "cpus \(s.cpus)", "cpu \(Int(status.cpuPercent.rounded()))%", "mem \(decimal(s.memoryPercent))%",
-      "swap \(decimal(s.swapPercent))%", counts,
+      host, "system", uptime,
+      "load \(decimal(load.0, places: 2)) \(decimal(load.1, places: 2)) \(decimal(load.2, places: 2))",
+      "cpus \(cpus)", "cpu \(Int(cpuPercent.rounded()))%", "mem \(decimal(memoryPercent))%",
+      "swap \(decimal(swapPercent))%", counts,
     ]
   }
 
   public static func jobFields(_ job: JobStatus, host: String) -> [String] {
-    let time = job.seconds.map { (job.state == .running ? "up " : "down ") + duration($0) } ?? "down -"
+    let time = job.seconds.map { (job.isUp ? "up " : "down ") + duration($0) } ?? "down -"
     return [
       host, job.name, job.group, job.state.rawValue, job.pid.map { "pid \($0)" } ?? "pid -",
       job.kernelState.map { String($0) } ?? "-", time, "restarts \(job.run.restarts)",
@@ -138,8 +150,8 @@ public enum StatusFormat {
       ("desired", .string(job.desiredRunning ? "running" : "stopped")),
       ("pid", job.pid.map { .number(Double($0)) } ?? .null),
       ("kernel_state", job.kernelState.map { .string(String($0)) } ?? .null),
-      ("up_seconds", job.state == .running ? job.seconds.map { .number($0.rounded()) } ?? .null : .null),
-      ("down_seconds", job.state == .running ? .null : job.seconds.map { .number($0.rounded()) } ?? .null),
+      ("up_seconds", job.isUp ? job.seconds.map { .number($0.rounded()) } ?? .null : .null),
+      ("down_seconds", job.isUp ? .null : job.seconds.map { .number($0.rounded()) } ?? .null),
       ("restarts", .number(Double(r.restarts))), ("last_exit", r.lastExit == "-" ? .null : .string(r.lastExit)),
       ("cpu_percent", .number(rounded(job.cpuPercent))), ("rss_bytes", .number(Double(job.residentBytes))),
       ("command", .array(job.argv.map { .string($0) })), ("changed", .bool(job.changed)),
@@ -152,7 +164,7 @@ public enum StatusFormat {
       ("retry_at", r.retryAt > 0 && job.state == .waiting ? .string(isoTime(r.retryAt)) : .null),
       ("reason", job.confProblem.map { .string($0) } ?? (r.reason.isEmpty ? .null : .string(r.reason))),
       ("runner_pid", r.runner > 0 && job.state != .lost ? .number(Double(r.runner)) : .null),
-      ("ready", .bool(job.state == .running || job.state == .unhealthy)),
+      ("ready", .bool(job.isUp)),
       ("health", health(job).map { .string($0) } ?? .null),
       ("health_failures", .number(Double(r.healthFailures))),
     ])

@@ -38,19 +38,24 @@ struct FleetOptions: ParsableArguments {
   /// printed, else returns. `passthrough`: how many last words are the
   /// command's own whatever they look like (a program's arguments).
   func run(_ mode: Fleet.Mode, passthrough: Int = 0, problems: Bool = false) throws {
+    let fleet = try fleet(words: Fleet.remoteWords(Array(CommandLine.arguments.dropFirst()), passthrough: passthrough), mode: mode)
+    let result = fleet.run { output($0) }
+    if !result.clean { throw ExitCode(2) }
+    if problems && result.printed { throw ExitCode(3) }
+  }
+
+  /// The fan-out these options name, sending `words` to each host's usvc
+  /// (`usvc top --hosts` sends its feed's words, not its own command line).
+  func fleet(words: [String], mode: Fleet.Mode) throws -> Fleet {
     if USVC.viaStandardInput { throw UsvcError.fleet("--hosts is refused in a command read by --stdin-args") }
     let environment = processEnvironment()
     let names = try Fleet.hostNames(list: hosts, file: hostsFile) { () throws(UsvcError) in
       try Home.open(environment: environment, forWriting: false).path + "/hosts.conf"
     }
-    var fleet = try Fleet(
-      hosts: names, words: Fleet.remoteWords(Array(CommandLine.arguments.dropFirst()), passthrough: passthrough),
-      mode: mode, environment: environment)
+    var fleet = try Fleet(hosts: names, words: words, mode: mode, environment: environment)
     if let parallel { fleet.maxParallel = parallel }
     if let timeout { fleet.timeout = timeout }
-    let result = fleet.run { output($0) }
-    if !result.clean { throw ExitCode(2) }
-    if problems && result.printed { throw ExitCode(3) }
+    return fleet
   }
 
   /// `usvc attach --host HOST [JOB]`: replaces this process with `ssh -t`.

@@ -12,7 +12,10 @@ import USVCSys
 final class SSHHosts: @unchecked Sendable {  // Used from one test at a time.
   let local: TestHome
   var directory: String { local.root }
+  /// The homes of hosta and hostb, which hold jobs from the start.
   var homes: [String] { [directory + "/home-a", directory + "/home-b"] }
+  /// hostc's home (the host behind a relay that can be cut), empty at first.
+  var homeC: String { directory + "/home-c" }
   /// The user the aliases log in as (a plain one when the tests run as root), nil when it is us.
   private(set) var remoteUser: String?
 
@@ -25,7 +28,7 @@ final class SSHHosts: @unchecked Sendable {  // Used from one test at a time.
     if fixture.status == 3 { try skip("sshd cannot run here: \(fixture.stderr)") }
     guard fixture.status == 0 else { throw FixtureError(what: "sshd.sh up", output: fixture.stderr) }
     // usvc refuses a home others could write to; the fixture made these with the umask's modes.
-    for home in homes { chmod(home, 0o700) }
+    for home in homes + [homeC] { chmod(home, 0o700) }
     let user = (local.read(directory + "/remote-user") ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
     remoteUser = user.isEmpty || user == String(cString: getpwuid(geteuid()).pointee.pw_name) ? nil : user
     local.environment["USVC_SSH"] = directory + "/ssh"
@@ -40,13 +43,13 @@ final class SSHHosts: @unchecked Sendable {  // Used from one test at a time.
     variables["USVC_SSH"] = directory + "/ssh"  // a test may have put a stand-in there
     variables["USVC_SSH_MUX"] = nil
     let environment = variables.map { "\($0.key)=\($0.value)" }
-    for alias in ["hosta", "hostb", "hostdown", "hosthang"] {
+    for alias in ["hosta", "hostb", "hostc", "hostdown", "hosthang"] {
       guard let fleet = try? Fleet(hosts: [alias], words: [], mode: .reading, environment: environment),
         let path = fleet.controlPath(for: alias), FileManager.default.fileExists(atPath: path)
       else { continue }
       _ = try? TestHome.run([fleet.ssh, "-o", "ControlPath=" + path, "-O", "exit", alias], environment: variables)
     }
-    for home in homes {
+    for home in homes + [homeC] {
       let socket = home + "/tmux.sock"
       if FileManager.default.fileExists(atPath: socket) {
         _ = try? TestHome.run(["tmux", "-S", socket, "kill-server"], environment: local.environment)

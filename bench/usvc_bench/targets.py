@@ -43,6 +43,12 @@ TARGETS = [
          limit=1.5, mb=200),
     dict(key="conf_writes", text="`usvc start`/`load` at 10, 100 and the cap of conf values within "
          "{limit_s:g} s and {limit_mib:g} MiB each", limit=None, limit_s=2, limit_mib=256),
+    # Issue 12: the board.
+    dict(key="board_local_cpu", text="CPU of `usvc top` watching {jobs} local jobs for {seconds} s "
+         "<= {limit:g}% of one core", limit=2, jobs=100, seconds=30),
+    dict(key="board_hosts_cpu", text="CPU of `usvc top --hosts` watching {hosts} hosts for {seconds} s, "
+         "its ssh included, the remote side excluded, <= {limit:g}% of one core", limit=10, hosts=100,
+         seconds=30),
 ]
 
 USVC, TMUX_LOOP = Usvc.name, TmuxLoop.name
@@ -292,6 +298,27 @@ def eval_conf_writes(res, t):
     return measured, " and ".join(over) or None
 
 
+def board_row(res, key):
+    """The board phase's row of `key` (local_cpu, hosts_cpu), None when not there."""
+    return next((r for r in extra_rows(res, "board") if r.get("key") == key), None)
+
+
+def eval_board_cpu(res, t):
+    row = board_row(res, "hosts_cpu" if t["key"] == "board_hosts_cpu" else "local_cpu")
+    if not row:
+        return None
+    if row.get("status", "ok") != "ok" or "cpu_percent" not in row:
+        return f"not measured ({row.get('value', row.get('status'))})", "n/a"
+    size, unit = (row.get("hosts"), "hosts") if "hosts" in t else (row.get("jobs"), "jobs")
+    cpu = row["cpu_percent"]
+    measured = f"{cpu:.2f}% at {size} {unit} over {row.get('seconds')} s"
+    if row.get("detail"):
+        measured += f" ({row['detail']})"
+    if size != t.get("hosts", t.get("jobs")) or row.get("seconds") != t["seconds"]:
+        return measured + " (not the target's size)", "n/a"
+    return measured, None if cpu <= t["limit"] else f"{cpu - t['limit']:.2f} points"
+
+
 EVALUATE = dict(respawn_abs=eval_respawn_abs, respawn_peers=eval_respawn_peers,
                 respawn_vs_tmux_loop=eval_respawn_vs_tmux_loop, runner_uss=eval_runner_uss,
                 runner_vs_runsv=eval_runner_vs_runsv, status_small=eval_status,
@@ -301,7 +328,8 @@ EVALUATE = dict(respawn_abs=eval_respawn_abs, respawn_peers=eval_respawn_peers,
                 chatty_tmux_uss=eval_chatty_tmux_uss,
                 chatty_write_vs_supervisors=eval_chatty_write_vs_supervisors,
                 chatty_write_vs_file=eval_chatty_write_vs_file, conf_writes=eval_conf_writes,
-                probes_uss=eval_probes_uss)
+                probes_uss=eval_probes_uss, board_local_cpu=eval_board_cpu,
+                board_hosts_cpu=eval_board_cpu)
 
 
 def is_missed(target_row):
@@ -460,6 +488,17 @@ def why_conf_writes(res, t):
             "conf-writes table give each size's time and peak memory.")
 
 
+def why_board_cpu(res, t):
+    row = board_row(res, "hosts_cpu" if t["key"] == "board_hosts_cpu" else "local_cpu") or {}
+    if t["key"] == "board_hosts_cpu":
+        text = ("The board decodes one JSON line per host per refresh and redraws only the cells that "
+                "changed; each host's ssh client (and its control master) wakes once per line.")
+    else:
+        text = ("Each refresh reads every job's state file and its runner's children from /proc, then "
+                "redraws only the cells that changed.")
+    return text + (f" In this run: {row['detail']}." if row.get("detail") else "")
+
+
 WHY = dict(respawn_abs=why_respawn_abs, respawn_peers=why_respawn_peers,
            respawn_vs_tmux_loop=why_respawn_vs_tmux_loop, runner_uss=why_runner_uss,
            runner_vs_runsv=why_runner_vs_runsv, status_small=why_status, status_large=why_status,
@@ -467,4 +506,4 @@ WHY = dict(respawn_abs=why_respawn_abs, respawn_peers=why_respawn_peers,
            status_vs_supervisorctl=why_status_vs_supervisorctl, start_n=why_start_n,
            chatty_tmux_uss=why_chatty_tmux_uss, chatty_write_vs_supervisors=why_chatty_write,
            chatty_write_vs_file=why_chatty_write, conf_writes=why_conf_writes,
-           probes_uss=why_probes_uss)
+           probes_uss=why_probes_uss, board_local_cpu=why_board_cpu, board_hosts_cpu=why_board_cpu)

@@ -21,10 +21,24 @@ extension USVC {
     var systemOnly = false
     @Flag(help: "Only what needs a look: jobs waiting, failed, lost, broken or exited with an error (after their host's system line), unreachable hosts; exit 3 when anything is printed.")
     var problems = false
+    @Option(help: ArgumentHelp("One JSON line every SECONDS until the reader goes away (what 'top --hosts' runs on each host).", valueName: "seconds", visibility: .hidden))
+    var feed: Double?
     @OptionGroup var fleet: FleetOptions
     @OptionGroup var selection: SelectorArguments
 
+    func validate() throws {
+      if let feed, !(feed >= 0.1 && feed <= 3600) {
+        throw UsvcError.badValue(key: "--feed", value: String(feed), why: "expected 0.1 to 3600 seconds")
+      }
+      if feed != nil && fleet.isActive { throw UsvcError.conflict("--feed is what 'top --hosts' runs on each host, not with --hosts") }
+    }
+
     func run() throws {
+      if let feed {
+        let supervisor = try USVC.supervisor(forWriting: false)
+        supervisor.feed(selection.selectors, every: feed) { line in (try? FileDescriptor.standardOutput.writeAll(line)) != nil }
+        return
+      }
       if fleet.isActive {
         let mode = Fleet.Mode(shape: json ? .json : .status, bounded: true, answered: problems ? [0, 3] : [0])
         return try fleet.run(mode, problems: problems)
