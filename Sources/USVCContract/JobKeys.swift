@@ -19,6 +19,10 @@ public struct JobKey: Sendable {
     case bytes
     /// `ResourceLimit`'s `NAME=VALUE`.
     case limit
+    /// `ResourceLimit`'s `NAME=SOFT:HARD`, any limit Linux has.
+    case startLimit
+    /// A nice value, -20 to 19.
+    case nice
   }
 
   /// The conf key without `job.`.
@@ -152,6 +156,8 @@ public enum JobKeys {
     .list("on-failure", .text, \.onFailure),
     .single("hook-timeout", .seconds, \.hookTimeout, .seconds),
     .single("umask", .octal, \.umask, .umask),
+    .list("start-limit", .startLimit, \.startLimits),
+    .single("nice", .nice, \.nice, .text),
     .single("ready", .readiness, \.ready, .text),
     .single("ready-timeout", .seconds, \.readyTimeout, .seconds),
     .single("ready-interval", .interval, \.readyInterval, .seconds),

@@ -255,6 +255,7 @@ public struct Supervisor: Sendable {
       .set("job.args", request.arguments), .set("job.cwd", [directory]),
       .set("job.restart", [request.restart.rawValue]), .set("job.desired", ["running"]),
       .set("job.umask", [String(callerUmask, radix: 8)]),
+      .set("job.start-limit", ResourceLimit.ofThisProcess().map(\.text)), .set("job.nice", [String(currentNice())]),
     ] + (request.after.isEmpty ? [] : [.set("job.after", request.after)])
       + (request.notify.map { [.set("job.on-failure", ["/bin/sh", "-c", $0])] } ?? []) + request.extra
     // Every value as `usvc conf` checks it.
@@ -355,12 +356,20 @@ public struct Supervisor: Sendable {
     }
     let runners = zip(names, try tmux.openWindows(Array(zip(names, scrollbacks))))
     var failures: [UsvcError] = []
+    var short: [(job: String, limits: String)] = []
     for (name, runner) in runners {
       do {
         started(try waitUntilStarted(name, runner: runner))
+        if let unmet = home.paths(name).readState()?.unmetLimits, !unmet.isEmpty { short.append((name, unmet)) }
       } catch {
         failures.append(error)
       }
+    }
+    if let first = short.first {
+      let jobs = short.count == 1 ? first.job : "\(short.count) jobs"
+      warn(
+        "warning: \(jobs) cannot have this shell's \(first.limits): usvc's tmux server was started under lower ones and cannot "
+          + "raise them; to get rid of this, run 'usvc shutdown', then start again from a shell without those limits")
     }
     if let first = failures.first { throw first }
   }
