@@ -36,8 +36,9 @@ struct FleetOptions: ParsableArguments {
   /// Runs this command line on the hosts and prints their lines; exits 2 when
   /// a host was unreachable or failed, else 3 when `problems` and anything was
   /// printed, else returns. `passthrough`: how many last words are the
-  /// command's own whatever they look like (a program's arguments).
-  func run(_ mode: Fleet.Mode, passthrough: Int = 0, problems: Bool = false) throws {
+  /// command's own whatever they look like (a program's arguments). `rolling`:
+  /// host after host, stopping at the first that fails (`restart --rolling`).
+  func run(_ mode: Fleet.Mode, passthrough: Int = 0, problems: Bool = false, rolling: Bool = false) throws {
     if USVC.viaStandardInput { throw UsvcError.fleet("--hosts is refused in a command read by --stdin-args") }
     let environment = processEnvironment()
     let names = try Fleet.hostNames(list: hosts, file: hostsFile) { () throws(UsvcError) in
@@ -48,7 +49,12 @@ struct FleetOptions: ParsableArguments {
       mode: mode, environment: environment)
     if let parallel { fleet.maxParallel = parallel }
     if let timeout { fleet.timeout = timeout }
+    fleet.rolling = rolling
     let result = fleet.run { output($0) }
+    if !result.notRun.isEmpty {
+      let stoppedAt = names[names.count - result.notRun.count - 1]
+      printError("usvc: rolling restart stopped at host \(stoppedAt); not restarted: \(result.notRun.joined(separator: ", "))")
+    }
     if !result.clean { throw ExitCode(2) }
     if problems && result.printed { throw ExitCode(3) }
   }

@@ -11,7 +11,7 @@ extension USVC {
     @OptionGroup var fleet: FleetOptions
 
     func run() throws {
-      if fleet.isActive { return try fleet.run(.acting) }
+      if fleet.isActive { return try fleet.run(.acting, rolling: rolling) }
       let supervisor = try USVC.supervisor()
       let names = try supervisor.select(selection.selectors)
       if rolling {
