@@ -11,7 +11,8 @@ port, and the CPU of runners probing `tcp:` health every second.
    first command. The figure is the second time minus the first: the probe's
    wait, the connect, the runner's state write, the dependent's runner
    learning of it, the spawn, the exec, and bash's start-up (about 1 ms: an
-   upper bound of the exec moment). Median over the trials.
+   upper bound of the exec moment). Median over the trials. Each trial also
+   says whether the dependent's runner had inotify (see has_inotify).
 
 2. CPU of N runners (100) each probing `tcp:` health every second
    (`job.health-interval 1`) against one listener this script runs (its
@@ -113,6 +114,7 @@ def ready_to_dependent(usvc, trials):
         raise RuntimeError("bash (for $EPOCHREALTIME) not found")
     home = Home(usvc, "uhr.")
     samples = []
+    without_inotify = 0
     try:
         opener = os.path.join(home.root, "opener.py")
         with open(opener, "w") as f:
@@ -131,10 +133,27 @@ def ready_to_dependent(usvc, trials):
             opened = float(wait_for_file(opened_file, deadline))
             executed = float(wait_for_file(exec_file, deadline))
             samples.append((executed - opened) * 1000)
+            runner = json.loads(home.call("status", "--json", f"app{trial}"))["jobs"][0]["runner_pid"]
+            if not has_inotify(runner):
+                without_inotify += 1
             home.call("rm", f"app{trial}", f"db{trial}")
     finally:
         home.close()
-    return samples
+    return samples, without_inotify
+
+
+def has_inotify(pid):
+    """Whether the process holds an inotify descriptor. A runner gets none
+    when its user's inotify instances (fs.inotify.max_user_instances, 128 by
+    default) are all in use: it then looks at the states on a 250 ms timer."""
+    directory = f"/proc/{pid}/fd"
+    for fd in os.listdir(directory):
+        try:
+            if os.readlink(os.path.join(directory, fd)) == "anon_inode:inotify":
+                return True
+        except OSError:
+            continue
+    return False
 
 
 class Listener:
@@ -209,7 +228,10 @@ def run(usvc_path, smoke=False):
     usvc = os.path.abspath(usvc_path)
     mode = " (smoke)" if smoke else ""
     trials = 2 if smoke else 21
-    samples = ready_to_dependent(usvc, trials)
+    samples, without_inotify = ready_to_dependent(usvc, trials)
+    inotify_note = "" if not without_inotify else (
+        f"; {without_inotify} of {trials} dependents' runners had no inotify (this user's "
+        "fs.inotify.max_user_instances all in use): they looked on a 250 ms timer")
     median = statistics.median(samples)
     ready_limit = LIMITS["ready_to_dependent"]["limit"]
     jobs = 5 if smoke else LIMITS["health_cpu"]["jobs"]
@@ -220,13 +242,14 @@ def run(usvc_path, smoke=False):
         dict(key="ready_to_dependent",
              measure=f"port open to dependent exec'd (after, tcp: readiness, ready-interval 0.1 s), {trials} trials{mode}",
              value=round(median, 2), unit="ms (median)", jobs=1,
-             detail=f"min {min(samples):.1f}, max {max(samples):.1f} ms",
+             detail=f"min {min(samples):.1f}, max {max(samples):.1f} ms{inotify_note}",
              target=f"<= {ready_limit:g} ms", verdict=verdict(median, ready_limit, "ms")),
         dict(key="health_cpu",
              measure=f"CPU of {jobs} runners probing tcp: health every 1 s, {window:.1f} s{mode}",
              value=round(percent, 3), unit="% of one core", jobs=jobs,
              detail=f"{checks} checks answered ({checks / window / jobs:.2f} per runner per s)",
-             target=f"<= {cpu_limit:g}%", verdict=verdict(percent, cpu_limit, "points")),
+             # A smoke run's few runners are not the target's count.
+             target=f"<= {cpu_limit:g}%", verdict="-" if smoke else verdict(percent, cpu_limit, "points")),
     ]
 
 
@@ -239,7 +262,7 @@ def main():
     width = max(len(r["measure"]) for r in rows)
     for r in rows:
         print(f"{r['measure']:<{width}}  {r['value']:>8} {r['unit']:<14}  {r['detail']:<44}  target {r['target']:<10}  {r['verdict']}")
-    return 0 if all(r["verdict"] == "met" for r in rows) else 1
+    return 0 if all(r["verdict"] in ("met", "-") for r in rows) else 1
 
 
 if __name__ == "__main__":
