@@ -78,6 +78,17 @@ public struct JobKey: Sendable {
   }
 }
 
+extension JobKey {
+  /// A list of `ResourceLimit`s, `NAME=SOFT:HARD` each; one that does not parse is left out.
+  static func limits(_ name: String, _ field: WritableKeyPath<JobSpec, [ResourceLimit]> & Sendable) -> JobKey {
+    JobKey(
+      name: name, specName: name, multivar: true, kind: .startLimit, bounds: nil, fixed: false, saved: true,
+      encode: { $0[keyPath: field].map(\.text) },
+      decode: { spec, text in if let limit = ResourceLimit(captured: text) { spec[keyPath: field].append(limit) } },
+      fromConf: { spec, texts in spec[keyPath: field] = texts.compactMap(ResourceLimit.init(captured:)) })
+  }
+}
+
 extension JobKey.Codec where Value == String {
   static var text: Self { .init(toSpec: { $0 }, fromSpec: { $0 }, fromConf: { $0 }) }
 }
@@ -156,7 +167,7 @@ public enum JobKeys {
     .list("on-failure", .text, \.onFailure),
     .single("hook-timeout", .seconds, \.hookTimeout, .seconds),
     .single("umask", .octal, \.umask, .umask),
-    .list("start-limit", .startLimit, \.startLimits),
+    .limits("start-limit", \.startLimits),
     .single("nice", .nice, \.nice, .text),
     .single("ready", .readiness, \.ready, .text),
     .single("ready-timeout", .seconds, \.readyTimeout, .seconds),

@@ -139,6 +139,13 @@ public struct ResourceLimit: Equatable, Sendable {
     return "\(name)=\(show(soft)):\(show(hard))"
   }
 
+  /// Whether this process has this limit already, soft and hard (its children inherit it).
+  public var isInEffect: Bool {
+    var current = rlimit()
+    return getrlimit(__rlimit_resource_t(UInt32(resource)), &current) == 0 && UInt64(current.rlim_cur) == soft
+      && UInt64(current.rlim_max) == hard
+  }
+
   /// Every limit of this process (`everyResource`), to be given to the jobs it starts.
   public static func ofThisProcess() -> [ResourceLimit] {
     everyResource.compactMap { name, resource in

@@ -394,7 +394,7 @@ struct PureLogicTests {
     spec.onFailure = ["/bin/sh", "-c", "echo 'failed'"]
     spec.hookTimeout = 3
     spec.umask = 0o077
-    spec.startLimits = ["nofile=1024:4096", "as=unlimited:unlimited"]
+    spec.startLimits = ["nofile=1024:4096", "as=unlimited:unlimited"].compactMap(ResourceLimit.init(captured:))
     spec.nice = "5"
     spec.confIdentity = "12:1700000000.5:300"
     spec.scrollback = 5000
@@ -423,7 +423,7 @@ struct PureLogicTests {
     spec.confIdentity = "1:2.3:4"
     spec.health = "tcp:80"
     spec.limits = ["nofile=64", "core=0"]
-    spec.startLimits = ["nofile=1024:4096"]
+    spec.startLimits = [ResourceLimit(name: "nofile", resource: Int32(RLIMIT_NOFILE.rawValue), soft: 1024, hard: 4096)]
     spec.nice = "3"
     let words: [String] = [
       "name", "w-1", "group", "w", "cmd", "/bin/echo", "arg", "a", "cwd", "/", "restart", "always",
@@ -485,7 +485,7 @@ struct PureLogicTests {
     expected.silenceMax = 30
     expected.memoryMax = 64 << 20
     expected.limits = ["nofile=100", "as=1G"]
-    expected.startLimits = ["core=0:unlimited"]
+    expected.startLimits = [ResourceLimit(name: "core", resource: Int32(RLIMIT_CORE.rawValue), soft: 0, hard: .max)]
     expected.nice = "7"
     #expect(spec == expected)
     #expect(ConfKeys.spec(from: JobConf(entries: []), name: "web-2").group == "web", "group from the name")
