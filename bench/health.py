@@ -17,10 +17,12 @@ port, and the CPU of runners probing `tcp:` health every second.
 2. CPU of N runners (100) each probing `tcp:` health every second
    (`job.health-interval 1`) against one listener this script runs (its
    accepts are counted, to show the probes happen; its own CPU is not
-   measured: the remote side is none of usvc's): the runners' utime + stime
-   from /proc/PID/stat over the window, over the window's wall time, as a
-   percentage of one core. Measured once every job is running and has passed
-   a check.
+   measured: the remote side is none of usvc's): the runners' CPU time from
+   /proc/PID/task/*/schedstat (to the ns) over the window, over the window's
+   wall time, as a percentage of one core. utime + stime from /proc/PID/stat
+   is given beside it: it counts whole 10 ms ticks, and one runner's CPU over
+   the window is less than a tick, so each runner's share is mostly floored
+   away. Measured once every job is running and has passed a check.
 
 Targets (bench/usvc_bench/targets.py, the one place they are set):
 `ready_to_dependent` and `health_cpu`.
@@ -44,7 +46,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from usvc_bench.targets import TARGETS  # noqa: E402 (after the path it is found on)
+from usvc_bench.common import cpu_ns  # noqa: E402 (after the path it is found on)
+from usvc_bench.targets import TARGETS  # noqa: E402
 
 LIMITS = {t["key"]: t for t in TARGETS}
 
@@ -188,7 +191,7 @@ def ticks(pid):
 
 
 def health_cpu(usvc, jobs, seconds):
-    """(percent of one core, window seconds, checks answered in the window)."""
+    """(percent of one core, the same from utime + stime, window seconds, checks answered in the window)."""
     listener = Listener()
     home = Home(usvc, "uhc.")
     try:
@@ -208,13 +211,16 @@ def health_cpu(usvc, jobs, seconds):
             time.sleep(0.5)
         runners = [r["runner_pid"] for r in rows]
         clock = os.sysconf("SC_CLK_TCK")
-        accepted0, t0, c0 = listener.accepted, time.monotonic(), sum(ticks(p) for p in runners)
+        accepted0, t0 = listener.accepted, time.monotonic()
+        c0, n0 = sum(ticks(p) for p in runners), sum(cpu_ns(p) for p in runners)
         time.sleep(seconds)
-        accepted1, t1, c1 = listener.accepted, time.monotonic(), sum(ticks(p) for p in runners)
+        accepted1, t1 = listener.accepted, time.monotonic()
+        c1, n1 = sum(ticks(p) for p in runners), sum(cpu_ns(p) for p in runners)
         failing = [r["name"] for r in json.loads(home.call("status", "--json", "hc"))["jobs"] if r.get("health") != "ok"]
         if failing:
             raise RuntimeError(f"health checks failed during the window: {failing[:5]}")
-        return (c1 - c0) / clock / (t1 - t0) * 100, t1 - t0, accepted1 - accepted0
+        window = t1 - t0
+        return (n1 - n0) / 1e9 / window * 100, (c1 - c0) / clock / window * 100, window, accepted1 - accepted0
     finally:
         home.close()
         listener.close()
@@ -236,7 +242,7 @@ def run(usvc_path, smoke=False):
     ready_limit = LIMITS["ready_to_dependent"]["limit"]
     jobs = 5 if smoke else LIMITS["health_cpu"]["jobs"]
     seconds = 3 if smoke else 30
-    percent, window, checks = health_cpu(usvc, jobs, seconds)
+    percent, percent_ticks, window, checks = health_cpu(usvc, jobs, seconds)
     cpu_limit = LIMITS["health_cpu"]["limit"]
     return [
         dict(key="ready_to_dependent",
@@ -247,7 +253,9 @@ def run(usvc_path, smoke=False):
         dict(key="health_cpu",
              measure=f"CPU of {jobs} runners probing tcp: health every 1 s, {window:.1f} s{mode}",
              value=round(percent, 3), unit="% of one core", jobs=jobs,
-             detail=f"{checks} checks answered ({checks / window / jobs:.2f} per runner per s)",
+             detail=f"{checks} checks answered ({checks / window / jobs:.2f} per runner per s), "
+                    f"{percent / 100 * window / max(1, checks) * 1e6:.0f} µs of CPU each; "
+                    f"{percent_ticks:.3f}% from utime + stime (whole ticks)",
              # A smoke run's few runners are not the target's count.
              target=f"<= {cpu_limit:g}%", verdict="-" if smoke else verdict(percent, cpu_limit, "points")),
     ]

@@ -474,8 +474,10 @@ def why_ready_to_dependent(res, t):
 
 def why_health_cpu(res, t):
     row = health_row(res, t["key"])
-    return ("Each check is a non-blocking connect in the runner's one poll, and each check's "
-            f"wake-up is a timer; this run: {row['detail']}.")
+    return ("Each check is one wake-up of the runner (its poll's timeout), a non-blocking "
+            "connect to the port, the poll saying it connected, and a close; loopback TCP "
+            "does the whole handshake in the connecting process. A runner idle in between "
+            f"starts each check from cold caches. This run: {row['detail']}.")
 
 
 WHY = dict(respawn_abs=why_respawn_abs, respawn_peers=why_respawn_peers,
