@@ -356,20 +356,26 @@ public struct Supervisor: Sendable {
     }
     let runners = zip(names, try tmux.openWindows(Array(zip(names, scrollbacks))))
     var failures: [UsvcError] = []
-    var short: [(job: String, limits: String)] = []
+    // Jobs that run with less than their limits (SPEC: Health): one warning line for them all.
+    var short: [String] = []
+    var unmet: [String] = []
     for (name, runner) in runners {
       do {
         started(try waitUntilStarted(name, runner: runner))
-        if let unmet = home.paths(name).readState()?.unmetLimits, !unmet.isEmpty { short.append((name, unmet)) }
+        let limits = (home.paths(name).readState()?.unmetLimits ?? "").split(separator: ",").map { String($0).trimmed }
+        if limits.isEmpty { continue }
+        short.append(name)
+        for limit in limits where !unmet.contains(limit) { unmet.append(limit) }
       } catch {
         failures.append(error)
       }
     }
-    if let first = short.first {
-      let jobs = short.count == 1 ? first.job : "\(short.count) jobs"
+    if !short.isEmpty {
+      let jobs = short.count == 1 ? short[0] : "\(short.count) jobs"
       warn(
-        "warning: \(jobs) cannot have this shell's \(first.limits): usvc's tmux server was started under lower ones and cannot "
-          + "raise them; to get rid of this, run 'usvc shutdown', then start again from a shell without those limits")
+        "warning: \(jobs) cannot have this shell's \(unmet.joined(separator: ", ")): usvc's tmux server was started "
+          + "under lower ones and cannot raise them; to get rid of this, run 'usvc shutdown', then start again from a "
+          + "shell without those limits")
     }
     if let first = failures.first { throw first }
   }

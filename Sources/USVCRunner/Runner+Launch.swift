@@ -39,8 +39,8 @@ extension Runner {
       directory: spec.directory, newSession: true,
       actions: [.open(slavePath, as: 0, flags: O_RDWR), .duplicate(0, as: 1), .duplicate(0, as: 2)]
         + (notifyFD.map { [.duplicate($0, as: 3), .closeFrom(4)] } ?? [.closeFrom(3)]),
-      // The caller's limits and nice value, then job.limit over them. Only those the runner
-      // (whose the child inherits) does not have already: usually none, no syscall, no memory.
+      // The caller's limits and nice value, then job.limit over them. Only those the runner does
+      // not have already (the child inherits the runner's): usually none, no syscall, no memory.
       limits: spec.startLimits.filter { !$0.isInEffect } + spec.limits.compactMap { ResourceLimit(parsing: $0) },
       nice: Int32(spec.nice).flatMap { $0 == currentNice() ? nil : $0 })
     preparedLaunch = launch

@@ -119,6 +119,11 @@ struct StartLimitsTests {
     let open = HealthTests.limit("Max open files", of: pid)
     #expect(open?.soft == "64" && open?.hard == "64", "as high as the server allows")
     #expect(Self.nice(of: pid) == 5)
+    // Several jobs: still one line.
+    let pair = try t.usvc("start", "-n", "2", "pair", "/bin/sleep", "1000")
+    #expect(pair.status == 0 && pair.stdout == "started pair-1\nstarted pair-2\n", "\(pair.stderr)")
+    #expect(pair.stderr.split(separator: "\n").count == 1, "\(pair.stderr)")
+    #expect(pair.stderr.hasPrefix("usvc: warning: 2 jobs cannot have this shell's \(unmet.joined(separator: ", ")): "), "\(pair.stderr)")
 
     // The way out the warning names.
     try t.ok("shutdown")
