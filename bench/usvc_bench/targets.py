@@ -474,9 +474,10 @@ def why_ready_to_dependent(res, t):
 
 def why_health_cpu(res, t):
     row = health_row(res, t["key"])
-    return ("Each check is one wake-up of the runner (its poll's timeout), a non-blocking "
-            "connect to the port, the poll saying it connected, and a close; loopback TCP "
-            "does the whole handshake in the connecting process. A runner idle in between "
+    return ("Each check is one wake-up of the runner (its poll's timeout) and five system calls: "
+            "socket, a non-blocking connect, the poll saying it connected, getsockopt, close. "
+            "Loopback TCP does the whole handshake, and the close's, in the connecting process, "
+            "so nearly all of it is the kernel's, charged to the runner; a runner idle in between "
             f"starts each check from cold caches. This run: {row['detail']}.")
 
 
