@@ -6,7 +6,7 @@ extension USVC {
     static let configuration = CommandConfiguration(
       commandName: "restart", abstract: "Stop jobs (if running), then start them again with a fresh back-off.")
     @OptionGroup var selection: RequiredSelectors<Restart>
-    @Flag(help: "One job at a time, each ready (running) before the next.")
+    @Flag(help: "One job at a time, each ready (running) before the next; with --hosts, host after host.")
     var rolling = false
     @OptionGroup var fleet: FleetOptions
 
