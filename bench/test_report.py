@@ -267,6 +267,27 @@ class Issue11Verdicts(unittest.TestCase):
         self.assertIn("needs root", v["board_hosts_cpu"]["measured"])
         self.assertEqual(board([])["board_hosts_cpu"]["measured"], "not measured")
 
+    def test_health_rows_against_150_ms_and_1_percent(self):
+        rows = [dict(key="ready_to_dependent", measure="port open to dependent exec'd", value=120.5,
+                     unit="ms (median)", jobs=1, detail="min 60.0, max 170.0 ms", target="<= 150 ms", verdict="met"),
+                dict(key="health_cpu", measure="CPU of 100 runners", value=0.4, unit="% of one core", jobs=100,
+                     detail="3000 checks answered", target="<= 1%", verdict="met")]
+        self.res["extra"] = dict(health=dict(title="Health", status="ok", rows=rows))
+        v = verdicts(self.res)
+        self.assertEqual(v["ready_to_dependent"]["verdict"], "met")
+        self.assertEqual(v["health_cpu"]["verdict"], "met")
+        rows[0]["value"], rows[1]["value"] = 162.25, 1.5
+        v = verdicts(self.res)
+        self.assertEqual(v["ready_to_dependent"]["verdict"], "missed by 12.25 ms")
+        self.assertIn("min 60.0, max 170.0 ms", v["ready_to_dependent"]["why"])
+        self.assertEqual(v["health_cpu"]["verdict"], "missed by 0.50 points")
+        rows[1]["jobs"] = 5
+        v = verdicts(self.res)["health_cpu"]
+        self.assertEqual(v["verdict"], "n/a")
+        self.assertIn("not the target's size", v["measured"])
+        del self.res["extra"]["health"]
+        self.assertEqual(verdicts(self.res)["ready_to_dependent"]["verdict"], "n/a")
+
     def test_missed_targets_are_listed_in_the_report(self):
         doc = results_doc()
         doc["results"]["extra"] = chatty_extra(write_rows(6.5, 1.6, {"supervisord": 5.0}))
@@ -346,6 +367,7 @@ class OnlyPhases(unittest.TestCase):
         self.assertEqual(len(names), len(set(names)))
         self.assertIn("chatty", names)
         self.assertIn("conf_writes", names)
+        self.assertIn("health", names)
 
     def test_only_keeps_the_run_order_and_refuses_unknown_names(self):
         picked = select_phases("chatty,respawn")

@@ -124,6 +124,7 @@ struct spawn_request {
   const struct usvc_fd_action *actions;
   int action_count;
   volatile int error;  // written by the child, read by the parent once it resumes
+  volatile unsigned long long shortfall;  // likewise: the limits (bit RLIMIT_*) and nice (USVC_SHORT_NICE) not had
 };
 
 static void close_from(int first) {
@@ -163,18 +164,27 @@ static int spawn_child(void *argument) {
       break;
     case USVC_FD_CLOSE_FROM: close_from(action->fd); break;
     case USVC_SET_LIMIT: {
-      // Soft and hard alike; a hard limit this process may not raise (EPERM,
-      // inherited lower) stays, and the soft one goes as high as it allows.
-      struct rlimit wanted = {action->limit, action->limit};
-      if (setrlimit(action->fd, &wanted) < 0) {
-        struct rlimit current;
-        if (getrlimit(action->fd, &current) < 0) goto failed;
-        wanted.rlim_max = current.rlim_max;
-        if (wanted.rlim_cur > current.rlim_max) wanted.rlim_cur = current.rlim_max;
-        if (setrlimit(action->fd, &wanted) < 0) goto failed;
+      // A hard limit this process may not raise (EPERM, inherited lower) stays,
+      // and the soft one goes as high as it allows: a shortfall. A later action
+      // on the same limit (job.limit after the caller's) decides anew.
+      struct rlimit wanted = {action->soft, action->hard};
+      unsigned long long bit = 1ULL << (action->fd & 63);
+      if (setrlimit(action->fd, &wanted) == 0) {
+        request->shortfall &= ~bit;
+        break;
       }
+      struct rlimit current;
+      if (getrlimit(action->fd, &current) < 0) goto failed;
+      if (wanted.rlim_max > current.rlim_max) wanted.rlim_max = current.rlim_max;
+      if (wanted.rlim_cur > wanted.rlim_max) wanted.rlim_cur = wanted.rlim_max;
+      if (setrlimit(action->fd, &wanted) < 0) goto failed;
+      request->shortfall |= bit;
       break;
     }
+    case USVC_SET_NICE:
+      // Lowering the nice value takes CAP_SYS_NICE (or RLIMIT_NICE room): without, it stays.
+      if (setpriority(PRIO_PROCESS, 0, action->fd) < 0) request->shortfall |= 1ULL << USVC_SHORT_NICE;
+      break;
     }
   }
   if (request->directory && chdir(request->directory) < 0) goto failed;
@@ -188,7 +198,8 @@ failed:
 
 int usvc_spawn_plain(const char *path, char *const argv[], char *const envp[],
                      const char *directory, int new_session,
-                     const struct usvc_fd_action *actions, int action_count) {
+                     const struct usvc_fd_action *actions, int action_count,
+                     unsigned long long *shortfall) {
   // CLONE_VFORK wakes the caller when the child's execve lets go of its memory,
   // well before the kernel has loaded the program; woken, a SCHED_OTHER caller
   // preempts its child on the same CPU and runs first (measured: ~0.2 ms more to
@@ -196,7 +207,7 @@ int usvc_spawn_plain(const char *path, char *const argv[], char *const envp[],
   // the clone and the child is normal again before anything else.
   struct sched_param normal = {0};
   int batch = sched_getscheduler(0) == SCHED_OTHER && sched_setscheduler(0, SCHED_BATCH, &normal) == 0;
-  struct spawn_request request = {path, argv, envp, directory, new_session, batch, actions, action_count, 0};
+  struct spawn_request request = {path, argv, envp, directory, new_session, batch, actions, action_count, 0, 0};
   // The child runs on this stack, inside this frame: CLONE_VFORK keeps the
   // caller stopped until the child exec'd or exited. 8 KiB: the child only makes
   // system calls (under a page); with 32 KiB a runner's stack had one more
@@ -215,6 +226,7 @@ int usvc_spawn_plain(const char *path, char *const argv[], char *const envp[],
     waitpid(pid, NULL, 0);
     return -request.error;
   }
+  *shortfall = request.shortfall;
   return pid;
 }
 

@@ -19,6 +19,10 @@ public struct JobKey: Sendable {
     case bytes
     /// `ResourceLimit`'s `NAME=VALUE`.
     case limit
+    /// `ResourceLimit`'s `NAME=SOFT:HARD`, any limit Linux has.
+    case startLimit
+    /// A nice value, -20 to 19.
+    case nice
   }
 
   /// The conf key without `job.`.
@@ -85,6 +89,15 @@ public struct JobKey: Sendable {
       case .encode: self = .encode(values)
       case .decode(let text): values.append(text)
       case .fromConf(let texts): values = texts
+      }
+    }
+
+    /// Does it to a list of `ResourceLimit`s, `NAME=SOFT:HARD` each; one that does not parse is left out.
+    mutating func limits(_ limits: inout [ResourceLimit]) {
+      switch self {
+      case .encode: self = .encode(limits.map(\.text))
+      case .decode(let text): if let limit = ResourceLimit(captured: text) { limits.append(limit) }
+      case .fromConf(let texts): limits = texts.compactMap(ResourceLimit.init(captured:))
       }
     }
   }
@@ -194,6 +207,8 @@ public enum JobKeys {
     .list("on-failure", .text) { $0.values(&$1.onFailure) },
     .single("hook-timeout", .seconds) { $0.value(&$1.hookTimeout, .seconds) },
     .single("umask", .octal) { $0.value(&$1.umask, .umask) },
+    .list("start-limit", .startLimit) { $0.limits(&$1.startLimits) },
+    .single("nice", .nice) { $0.value(&$1.nice, .text) },
     .single("ready", .readiness) { $0.value(&$1.ready, .text) },
     .single("ready-timeout", .seconds) { $0.value(&$1.readyTimeout, .seconds) },
     .single("ready-interval", .interval) { $0.value(&$1.readyInterval, .seconds) },

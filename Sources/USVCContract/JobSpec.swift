@@ -61,6 +61,13 @@ public struct JobSpec: Equatable, Sendable {
   public var hookTimeout: Double = 10
   /// The umask of the user who ran `start`, given to the job (usvc itself runs with 077).
   public var umask: mode_t = 0o022
+  /// The resource limits (every one; `NAME=SOFT:HARD` in the conf) and the
+  /// nice value of the user who ran `start`, given to the job like its umask
+  /// (else it would get those of whichever `start` began the tmux server).
+  /// Empty: the runner's own (a conf from before they were kept). Held
+  /// parsed: 16 strings would cost each runner a heap page more (measured).
+  public var startLimits: [ResourceLimit] = []
+  public var nice: String = ""
   /// Health (SPEC: Health). `ready`/`health`: a `Probe` SPEC, "" for none (ready once exec'd; no check).
   public var ready: String = ""
   public var readyTimeout: Double = 60

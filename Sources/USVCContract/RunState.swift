@@ -56,6 +56,9 @@ public struct RunState: Equatable, Sendable {
   /// of this run failed in a row (SPEC: Health).
   public var checksHealth = false
   public var healthFailures: Int = 0
+  /// The limits (and `nice value`) the current run could not have as its spec
+  /// asks, comma-separated: the runner may not raise them (`start` warns).
+  public var unmetLimits: String = ""
 
   public init() {}
 
@@ -85,6 +88,7 @@ public struct RunState: Equatable, Sendable {
     program-mtime=\(programModified)
     checks-health=\(checksHealth ? 1 : 0)
     health-failures=\(healthFailures)
+    unmet-limits=\(unmetLimits)
     end=1
 
     """
@@ -126,6 +130,7 @@ public struct RunState: Equatable, Sendable {
       case "program-mtime": programModified = Double(value) ?? 0
       case "checks-health": checksHealth = value == "1"
       case "health-failures": healthFailures = Int(value) ?? 0
+      case "unmet-limits": unmetLimits = value
       default: break
       }
     }

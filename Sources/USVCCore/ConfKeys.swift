@@ -99,6 +99,12 @@ public enum ConfKeys {
       guard ResourceLimit(parsing: value) != nil else {
         throw bad("expected a whole number (K, M or G may follow) or unlimited after =")
       }
+    case .startLimit:
+      guard ResourceLimit(captured: value) != nil else {
+        throw bad("expected NAME=SOFT:HARD, each a whole number or unlimited, SOFT not above HARD")
+      }
+    case .nice:
+      guard let number = Int32(value), (-20...19).contains(number) else { throw bad("expected a nice value, -20 to 19") }
     case .environment:
       guard let equals = value.firstIndex(of: "="), equals != value.startIndex else {
         throw bad("expected KEY=VALUE")

@@ -67,6 +67,11 @@ public struct Fleet: Sendable {
   public var timeout: Double = 20
   /// How many ssh run at once (pdsh's default fanout).
   public var maxParallel = 32
+  /// Host after host (`restart --rolling`): one at a time, and none after a
+  /// host that did not answer cleanly (unreachable, or its usvc failed).
+  public var rolling = false {
+    didSet { if rolling { maxParallel = 1 } }
+  }
   /// Where the control sockets are, or nil: no connection sharing.
   public var controlDirectory: String?
 
@@ -249,8 +254,9 @@ public struct Fleet: Sendable {
   /// writes the result through `write` (whole lines): host by host in the
   /// order given, or (streaming) each line as it comes. `clean` is false when
   /// a host was unreachable, its usvc failed or printed what is not its output;
-  /// `printed` when any line was written.
-  public func run(write: (String) -> Void) -> (clean: Bool, printed: Bool) {
+  /// `printed` when any line was written; `notRun`, the hosts a `rolling` run
+  /// stopped before.
+  public func run(write: (String) -> Void) -> (clean: Bool, printed: Bool, notRun: [String]) {
     var clean = true
     var printed = false
     func emit(_ text: String) {
@@ -259,7 +265,7 @@ public struct Fleet: Sendable {
       printed = true
     }
     let shape = mode.shape
-    exchange(
+    let notRun = exchange(
       line: { index, bytes in
         let (text, ok) = HostReport.render(line: bytes, host: hosts[index], shape: shape)
         if !ok { clean = false }
@@ -270,26 +276,30 @@ public struct Fleet: Sendable {
         if !ok { clean = false }
         emit(text)
       })
-    return (clean, printed)
+    return (clean, printed, notRun)
   }
 
   /// The loop under `run`: `done` gets every host's report, in the order given
   /// unless streaming; when streaming, `line` gets each whole stdout line as it
   /// comes and the report holds only what was left without a newline.
-  public func exchange(line: (Int, [UInt8]) -> Void = { _, _ in }, done: (HostReport) -> Void) {
+  /// Returns the hosts never started: those after where a `rolling` run stopped.
+  @discardableResult
+  public func exchange(line: (Int, [UInt8]) -> Void = { _, _ in }, done: (HostReport) -> Void) -> [String] {
     var reports = [HostReport?](repeating: nil, count: hosts.count)
     var calls: [Call] = []
     var started = 0
     var delivered = 0
+    var halted = false
     var chunk = [UInt8](repeating: 0, count: 16384)
     func finish(_ report: HostReport, _ index: Int) {
+      if rolling && report.outcome != .answered { halted = true }
       if mode.streaming { done(report) } else { reports[index] = report }
     }
-    while delivered < hosts.count {
+    while delivered < (halted ? started : hosts.count) {
       // 1. Start hosts, in the order given, up to the bound. A follow never
       // ends: while streaming, only the calls still connecting count.
       func busy() -> Int { mode.streaming ? calls.count(where: { !$0.arrived }) : calls.count }
-      while busy() < max(1, maxParallel) && started < hosts.count {
+      while !halted && busy() < max(1, maxParallel) && started < hosts.count {
         do {
           calls.append(try start(started))
         } catch {
@@ -362,6 +372,7 @@ public struct Fleet: Sendable {
       }
       calls = running
     }
+    return Array(hosts[started...])
   }
 
   /// What one host's ssh run means, and the remote's other stderr lines (warnings):

@@ -255,6 +255,7 @@ public struct Supervisor: Sendable {
       .set("job.args", request.arguments), .set("job.cwd", [directory]),
       .set("job.restart", [request.restart.rawValue]), .set("job.desired", ["running"]),
       .set("job.umask", [String(callerUmask, radix: 8)]),
+      .set("job.start-limit", ResourceLimit.ofThisProcess().map(\.text)), .set("job.nice", [String(currentNice())]),
     ] + (request.after.isEmpty ? [] : [.set("job.after", request.after)])
       + (request.notify.map { [.set("job.on-failure", ["/bin/sh", "-c", $0])] } ?? []) + request.extra
     // Every value as `usvc conf` checks it.
@@ -355,12 +356,26 @@ public struct Supervisor: Sendable {
     }
     let runners = zip(names, try tmux.openWindows(Array(zip(names, scrollbacks))))
     var failures: [UsvcError] = []
+    // Jobs that run with less than their limits (SPEC: Health): one warning line for them all.
+    var short: [String] = []
+    var unmet: [String] = []
     for (name, runner) in runners {
       do {
         started(try waitUntilStarted(name, runner: runner))
+        let limits = (home.paths(name).readState()?.unmetLimits ?? "").split(separator: ",").map { String($0).trimmed }
+        if limits.isEmpty { continue }
+        short.append(name)
+        for limit in limits where !unmet.contains(limit) { unmet.append(limit) }
       } catch {
         failures.append(error)
       }
+    }
+    if !short.isEmpty {
+      let jobs = short.count == 1 ? short[0] : "\(short.count) jobs"
+      warn(
+        "warning: \(jobs) cannot have this shell's \(unmet.joined(separator: ", ")): usvc's tmux server was started "
+          + "under lower ones and cannot raise them; to get rid of this, run 'usvc shutdown', then start again from a "
+          + "shell without those limits")
     }
     if let first = failures.first { throw first }
   }

@@ -42,7 +42,10 @@ extension Runner {
       directory: spec.directory, newSession: true,
       actions: [.open(slavePath, as: 0, flags: O_RDWR), .duplicate(0, as: 1), .duplicate(0, as: 2)]
         + (notifyFD.map { [.duplicate($0, as: 3), .closeFrom(4)] } ?? [.closeFrom(3)]),
-      limits: spec.limits.compactMap { ResourceLimit(parsing: $0) })
+      // The caller's limits and nice value, then job.limit over them. Only those the runner does
+      // not have already (the child inherits the runner's): usually none, no syscall, no memory.
+      limits: spec.startLimits.filter { !$0.isInEffect } + spec.limits.compactMap { ResourceLimit(parsing: $0) },
+      nice: Int32(spec.nice).flatMap { $0 == currentNice() ? nil : $0 })
     preparedLaunch = launch
     do {
       var attempts = 0
@@ -60,6 +63,7 @@ extension Runner {
       }
       runBegan = now
       published.pid = pid
+      published.unmetLimits = ResourceLimit.names(inShortfall: launch.shortfall).joined(separator: ", ")
       published.pidStart = ProcStat.read(pid)?.startTicks ?? 0
       // After the spawn, not on the respawn path: the program file as this run found it
       // (for `changed` in status).

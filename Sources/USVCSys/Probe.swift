@@ -1,3 +1,4 @@
+import CShims
 import Glibc
 
 /// A readiness or health check (SPEC: Health): what `job.ready` and
@@ -81,9 +82,11 @@ public enum Probe: Equatable, Sendable {
   }
 }
 
-/// A resource limit (`job.limit NAME=VALUE`, SPEC: Health), set in the child before exec.
+/// A resource limit, set in the child before exec: one of `job.limit NAME=VALUE`
+/// (SPEC: Health; soft and hard alike), or one the user's shell had at `start`
+/// (`job.start-limit NAME=SOFT:HARD`), which the job gets as its own.
 public struct ResourceLimit: Equatable, Sendable {
-  /// The names SPEC allows, and their `RLIMIT_*`.
+  /// The names SPEC allows in `job.limit`, and their `RLIMIT_*`.
   public static let resources: [(name: String, resource: Int32)] = [
     ("nofile", Int32(RLIMIT_NOFILE.rawValue)), ("nproc", Int32(__RLIMIT_NPROC.rawValue)),
     ("core", Int32(RLIMIT_CORE.rawValue)), ("as", Int32(RLIMIT_AS.rawValue)),
@@ -91,28 +94,93 @@ public struct ResourceLimit: Equatable, Sendable {
     ("stack", Int32(RLIMIT_STACK.rawValue)), ("memlock", Int32(__RLIMIT_MEMLOCK.rawValue)),
   ]
   public static let names = resources.map(\.name).joined(separator: " ")
+  /// Every limit Linux has (prlimit's names): what a job takes from the `start` that made it.
+  public static let everyResource: [(name: String, resource: Int32)] =
+    resources + [
+      ("data", Int32(RLIMIT_DATA.rawValue)), ("rss", Int32(__RLIMIT_RSS.rawValue)),
+      ("locks", Int32(__RLIMIT_LOCKS.rawValue)), ("sigpending", Int32(__RLIMIT_SIGPENDING.rawValue)),
+      ("msgqueue", Int32(__RLIMIT_MSGQUEUE.rawValue)), ("nice", Int32(__RLIMIT_NICE.rawValue)),
+      ("rtprio", Int32(__RLIMIT_RTPRIO.rawValue)), ("rttime", Int32(__RLIMIT_RTTIME.rawValue)),
+    ]
+  /// RLIM_INFINITY (Swift cannot import its macro).
+  public static let unlimited = UInt64.max
 
   public var name: String
   public var resource: Int32
-  /// Soft and hard limit alike; `UInt64.max` (RLIM_INFINITY) for `unlimited`.
-  public var value: UInt64
+  public var soft: UInt64
+  public var hard: UInt64
 
-  /// `NAME=VALUE`, VALUE a whole number (bytes may take K, M or G) or `unlimited`.
+  /// `NAME=VALUE` (`job.limit`): VALUE a whole number (bytes may take K, M or G)
+  /// or `unlimited`, for soft and hard alike.
   public init?(parsing text: String) {
+    guard let (name, resource, valueText) = Self.split(text, among: Self.resources),
+      let value = Self.value(valueText, suffixes: true)
+    else { return nil }
+    (self.name, self.resource, soft, hard) = (name, resource, value, value)
+  }
+
+  /// `NAME=SOFT:HARD` (`job.start-limit`), as `text` writes it.
+  public init?(captured text: String) {
+    guard let (name, resource, pair) = Self.split(text, among: Self.everyResource),
+      let colon = pair.firstIndex(of: ":"),
+      let soft = Self.value(pair[..<colon], suffixes: false),
+      let hard = Self.value(pair[pair.index(after: colon)...], suffixes: false), soft <= hard
+    else { return nil }
+    (self.name, self.resource, self.soft, self.hard) = (name, resource, soft, hard)
+  }
+
+  public init(name: String, resource: Int32, soft: UInt64, hard: UInt64) {
+    (self.name, self.resource, self.soft, self.hard) = (name, resource, soft, hard)
+  }
+
+  /// `NAME=SOFT:HARD`, read back by `init(captured:)`.
+  public var text: String {
+    let show = { (value: UInt64) in value == Self.unlimited ? "unlimited" : String(value) }
+    return "\(name)=\(show(soft)):\(show(hard))"
+  }
+
+  /// Whether this process has this limit already, soft and hard (its children inherit it).
+  public var isInEffect: Bool {
+    var current = rlimit()
+    return getrlimit(__rlimit_resource_t(UInt32(resource)), &current) == 0 && UInt64(current.rlim_cur) == soft
+      && UInt64(current.rlim_max) == hard
+  }
+
+  /// Every limit of this process (`everyResource`), to be given to the jobs it starts.
+  public static func ofThisProcess() -> [ResourceLimit] {
+    everyResource.compactMap { name, resource in
+      var current = rlimit()
+      guard getrlimit(__rlimit_resource_t(UInt32(resource)), &current) == 0 else { return nil }
+      return ResourceLimit(name: name, resource: resource, soft: UInt64(current.rlim_cur), hard: UInt64(current.rlim_max))
+    }
+  }
+
+  /// The names of the limits in a spawn's shortfall (`PreparedSpawn.shortfall`),
+  /// `nice` for the nice value, in `everyResource`'s order.
+  public static func names(inShortfall shortfall: UInt64) -> [String] {
+    everyResource.filter { shortfall & (1 << UInt64($0.resource)) != 0 }.map(\.name)
+      + (shortfall & (1 << UInt64(USVC_SHORT_NICE)) != 0 ? ["nice value"] : [])
+  }
+
+  private static func split(_ text: String, among table: [(name: String, resource: Int32)]) -> (String, Int32, Substring)? {
     guard let equals = text.firstIndex(of: "=") else { return nil }
     let name = String(text[..<equals])
-    guard let resource = Self.resources.first(where: { $0.name == name })?.resource else { return nil }
-    let valueText = String(text[text.index(after: equals)...])
-    if valueText == "unlimited" {
-      value = UInt64.max  // RLIM_INFINITY (Swift cannot import its macro)
-    } else if let number = parseByteCount(valueText), number >= 0 {
-      value = UInt64(number)
-    } else {
-      return nil
-    }
-    self.name = name
-    self.resource = resource
+    guard let resource = table.first(where: { $0.name == name })?.resource else { return nil }
+    return (name, resource, text[text.index(after: equals)...])
   }
+
+  private static func value(_ text: Substring, suffixes: Bool) -> UInt64? {
+    if text == "unlimited" { return unlimited }
+    if suffixes { return parseByteCount(String(text)).map { UInt64($0) } }
+    return text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) ? UInt64(text) : nil
+  }
+}
+
+/// This process's nice value (`getpriority`, which may rightly return -1).
+public func currentNice() -> Int32 {
+  errno = 0
+  let value = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+  return errno == 0 ? value : 0
 }
 
 /// A whole number of bytes, with an optional `K`, `M` or `G` (powers of 1024);

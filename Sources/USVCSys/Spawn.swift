@@ -86,11 +86,13 @@ public final class PreparedSpawn {
   private let steps: [usvc_fd_action]
   private let newSession: Bool
 
-  /// `limits` are set (soft and hard) after the descriptors' actions; a hard
-  /// limit the caller may not raise stays as it is, the soft one as high as it allows.
+  /// `limits` are set in order (soft and hard) after the descriptors' actions,
+  /// then the `nice` value; a hard limit the caller may not raise stays as it
+  /// is, the soft one as high as it allows, a nice value it may not lower stays
+  /// as it is: each a `shortfall` of that start.
   public init(
     _ argv: [String], environment: [String], directory: String? = nil, newSession: Bool = false,
-    actions: [FileAction] = [], limits: [ResourceLimit] = []
+    actions: [FileAction] = [], limits: [ResourceLimit] = [], nice: Int32? = nil
   ) {
     precondition(!argv.isEmpty, "can't happen: spawning an empty argv")
     // Lossless text: the exact bytes of each word (any but NUL), UTF-8 or not.
@@ -105,13 +107,17 @@ public final class PreparedSpawn {
     steps = zip(actions, paths).map { action, path in
       switch action {
       case .open(_, let fd, let flags):
-        usvc_fd_action(kind: Int32(USVC_FD_OPEN), fd: fd, source: -1, flags: flags, path: path, limit: 0)
+        usvc_fd_action(kind: Int32(USVC_FD_OPEN), fd: fd, source: -1, flags: flags, path: path, soft: 0, hard: 0)
       case .duplicate(let from, let to):
-        usvc_fd_action(kind: Int32(USVC_FD_DUPLICATE), fd: to, source: from, flags: 0, path: nil, limit: 0)
+        usvc_fd_action(kind: Int32(USVC_FD_DUPLICATE), fd: to, source: from, flags: 0, path: nil, soft: 0, hard: 0)
       case .closeFrom(let from):
-        usvc_fd_action(kind: Int32(USVC_FD_CLOSE_FROM), fd: from, source: -1, flags: 0, path: nil, limit: 0)
+        usvc_fd_action(kind: Int32(USVC_FD_CLOSE_FROM), fd: from, source: -1, flags: 0, path: nil, soft: 0, hard: 0)
       }
-    } + limits.map { usvc_fd_action(kind: Int32(USVC_SET_LIMIT), fd: $0.resource, source: -1, flags: 0, path: nil, limit: $0.value) }
+    }
+      + limits.map {
+        usvc_fd_action(kind: Int32(USVC_SET_LIMIT), fd: $0.resource, source: -1, flags: 0, path: nil, soft: $0.soft, hard: $0.hard)
+      }
+      + (nice.map { [usvc_fd_action(kind: Int32(USVC_SET_NICE), fd: $0, source: -1, flags: 0, path: nil, soft: 0, hard: 0)] } ?? [])
     self.newSession = newSession
   }
 
@@ -119,11 +125,17 @@ public final class PreparedSpawn {
     for pointer in argv + environment + paths + [directory] { free(pointer) }
   }
 
+  /// What the last `start` could not give its child: a bit per `RLIMIT_*`, and
+  /// `USVC_SHORT_NICE` (`ResourceLimit.names(inShortfall:)` names them).
+  public private(set) var shortfall: UInt64 = 0
+
   /// Starts the program; returns its pid once exec succeeded.
   public func start() throws(Errno) -> pid_t {
+    var short: UInt64 = 0
     let result = usvc_spawn_plain(
-      argv[0], argv, environment, directory, newSession ? 1 : 0, steps, Int32(steps.count))
+      argv[0], argv, environment, directory, newSession ? 1 : 0, steps, Int32(steps.count), &short)
     guard result > 0 else { throw Errno(-result) }
+    shortfall = short
     return result
   }
 }

@@ -36,10 +36,16 @@ struct FleetOptions: ParsableArguments {
   /// Runs this command line on the hosts and prints their lines; exits 2 when
   /// a host was unreachable or failed, else 3 when `problems` and anything was
   /// printed, else returns. `passthrough`: how many last words are the
-  /// command's own whatever they look like (a program's arguments).
-  func run(_ mode: Fleet.Mode, passthrough: Int = 0, problems: Bool = false) throws {
-    let fleet = try fleet(words: Fleet.remoteWords(Array(CommandLine.arguments.dropFirst()), passthrough: passthrough), mode: mode)
+  /// command's own whatever they look like (a program's arguments). `rolling`:
+  /// host after host, stopping at the first that fails (`restart --rolling`).
+  func run(_ mode: Fleet.Mode, passthrough: Int = 0, problems: Bool = false, rolling: Bool = false) throws {
+    var fleet = try fleet(words: Fleet.remoteWords(Array(CommandLine.arguments.dropFirst()), passthrough: passthrough), mode: mode)
+    fleet.rolling = rolling
     let result = fleet.run { output($0) }
+    if !result.notRun.isEmpty {
+      let stoppedAt = fleet.hosts[fleet.hosts.count - result.notRun.count - 1]
+      printError("usvc: rolling restart stopped at host \(stoppedAt); not restarted: \(result.notRun.joined(separator: ", "))")
+    }
     if !result.clean { throw ExitCode(2) }
     if problems && result.printed { throw ExitCode(3) }
   }

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import USVCCore
+import USVCContract
 import USVCSys
 
 /// A throw-away sshd (Tests/fixtures/sshd.sh) whose aliases `hosta` and `hostb`
@@ -242,6 +243,40 @@ struct HostsTests {
     _ = try both("shutdown")
     #expect(try both("resurrect").lines.contains("hostb  started web-1"))
     #expect(try both("status", "web").lines.count == 4)
+  }
+
+  @Test("restart --rolling --hosts goes host after host: the next host's jobs start only once the last one's are ready")
+  func rollingHostAfterHost() throws {
+    let s = try SSHHosts()
+    // On hosta, a job that takes a second to be ready (it prints "up").
+    try s.run(in: s.homes[0], "start", "--ready", "log:^up$", "slow", "/bin/sh", "-c", "sleep 1; echo up; exec sleep 1000")
+    let roll = try s.local.usvc("restart", "--rolling", "--hosts", "hosta,hostb", "all")
+    #expect(roll.status == 0, "\(roll.stderr)")
+    #expect(roll.stderr == "")
+    #expect(roll.lines == ["hosta  started alpha-1", "hosta  started slow-1", "hostb  started beta-1", "hostb  started beta-2"])
+    let slow = try #require(JobPaths(home: s.homes[0], name: "slow-1").readState())
+    #expect(slow.state == .running)
+    for beta in ["beta-1", "beta-2"] {
+      let run = try #require(JobPaths(home: s.homes[1], name: beta).readState())
+      #expect(run.started >= slow.since, "\(beta) started at \(run.started), before slow-1 was ready at \(slow.since)")
+    }
+  }
+
+  @Test("restart --rolling --hosts stops at a host that fails: the hosts after it untouched, one usvc: line names them, exit 2")
+  func rollingStopsAtHost() throws {
+    let s = try SSHHosts()
+    let before = try #require(JobPaths(home: s.homes[1], name: "beta-1").readState())
+    // hosta has no beta: its usvc fails there, and hostb is never asked.
+    let roll = try s.local.usvc("restart", "--rolling", "--hosts", "hosta,hostb", "beta")
+    #expect(roll.status == 2)
+    #expect(roll.lines == ["hosta  error  no job or group named 'beta'"])
+    #expect(roll.stderr == "usvc: rolling restart stopped at host hosta; not restarted: hostb\n")
+    let after = try #require(JobPaths(home: s.homes[1], name: "beta-1").readState())
+    #expect(after.pid == before.pid && after.restarts == before.restarts, "hostb's beta-1 was restarted")
+    // Without --rolling, every host is asked at once, as for any verb.
+    let plain = try s.local.usvc("restart", "--hosts", "hosta,hostb", "beta")
+    #expect(plain.status == 2)
+    #expect(plain.lines == ["hosta  error  no job or group named 'beta'", "hostb  started beta-1", "hostb  started beta-2"])
   }
 
   @Test("a hanging host costs at most --timeout, a host without usvc gets a line naming USVC_REMOTE_COMMAND, a remote refusal is that host's error; exit 2")

@@ -568,6 +568,10 @@ struct HostileCase: Sendable, CustomTestStringConvertible {
     HostileCase("limit without =", ["conf", "fx-1", "limit", "nofile"], "usvc: bad value for job.limit: 'nofile': expected NAME=VALUE, NAME one of nofile nproc core as fsize cpu stack memlock"),
     HostileCase("limit -1", ["conf", "fx-1", "limit", "nofile=-1"], "usvc: bad value for job.limit: 'nofile=-1': expected a whole number (K, M or G may follow) or unlimited after ="),
     HostileCase("limit many", ["conf", "fx-1", "limit", "nofile=many"], "usvc: bad value for job.limit: 'nofile=many': expected a whole number (K, M or G may follow) or unlimited after ="),
+    HostileCase("start-limit soft above hard", ["conf", "fx-1", "start-limit", "nofile=4096:1024"], "usvc: bad value for job.start-limit: 'nofile=4096:1024': expected NAME=SOFT:HARD, each a whole number or unlimited, SOFT not above HARD"),
+    HostileCase("start-limit one value", ["conf", "fx-1", "start-limit", "nofile=1024"], "usvc: bad value for job.start-limit: 'nofile=1024': expected NAME=SOFT:HARD, each a whole number or unlimited, SOFT not above HARD"),
+    HostileCase("nice 20", ["conf", "fx-1", "nice", "20"], "usvc: bad value for job.nice: '20': expected a nice value, -20 to 19"),
+    HostileCase("nice x", ["conf", "fx-1", "nice", "x"], "usvc: bad value for job.nice: 'x': expected a nice value, -20 to 19"),
     // Sizes: more values than a conf may hold, more words than are parsed.
     HostileCase("10,001 arguments", ["start", "g", "true"] + TooMany.words, TooMany.message("job.args")),
     HostileCase("10,001 conf values", ["conf", "fx-1", "env"] + TooMany.words.map { _ in "A=1" }, TooMany.message("job.env")),

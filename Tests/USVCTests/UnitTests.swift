@@ -394,6 +394,8 @@ struct PureLogicTests {
     spec.onFailure = ["/bin/sh", "-c", "echo 'failed'"]
     spec.hookTimeout = 3
     spec.umask = 0o077
+    spec.startLimits = ["nofile=1024:4096", "as=unlimited:unlimited"].compactMap(ResourceLimit.init(captured:))
+    spec.nice = "5"
     spec.confIdentity = "12:1700000000.5:300"
     spec.scrollback = 5000
     spec.ready = "log:^listening on [0-9]+$"
@@ -421,11 +423,14 @@ struct PureLogicTests {
     spec.confIdentity = "1:2.3:4"
     spec.health = "tcp:80"
     spec.limits = ["nofile=64", "core=0"]
+    spec.startLimits = [ResourceLimit(name: "nofile", resource: Int32(RLIMIT_NOFILE.rawValue), soft: 1024, hard: 4096)]
+    spec.nice = "3"
     let words: [String] = [
       "name", "w-1", "group", "w", "cmd", "/bin/echo", "arg", "a", "cwd", "/", "restart", "always",
       "stop-signal", "1", "stop-timeout", "10.0", "stable-after", "10.0", "backoff-max", "300.0",
       "log-max-bytes", "10485760", "log-keep", "5", "scrollback", "100", "desired", "running", "after", "db",
       "after-delay", "0.0", "propagate", "false", "hook-timeout", "10.0", "umask", "23",
+      "start-limit", "nofile=1024:4096", "nice", "3",
       "ready", "", "ready-timeout", "60.0", "ready-interval", "0.1", "health", "tcp:80", "health-interval", "10.0",
       "health-timeout", "5.0", "health-retries", "3", "silence-max", "0.0", "memory-max", "0",
       "limit", "nofile=64", "limit", "core=0", "conf-identity", "1:2.3:4",
@@ -446,7 +451,7 @@ struct PureLogicTests {
       ("job.ready", "http://127.0.0.1:8080/up"), ("job.ready-timeout", "9"), ("job.ready-interval", "0.5"),
       ("job.health", "exec:true"), ("job.health-interval", "2"), ("job.health-timeout", "1"),
       ("job.health-retries", "4"), ("job.silence-max", "30"), ("job.memory-max", "64M"),
-      ("job.limit", "nofile=100"), ("job.limit", "as=1G"),
+      ("job.limit", "nofile=100"), ("job.limit", "as=1G"), ("job.start-limit", "core=0:unlimited"), ("job.nice", "7"),
     ])
     let spec = ConfKeys.spec(from: conf, name: "w-1")
     var expected = JobSpec(name: "w-1", group: "w", command: "/bin/echo")
@@ -480,6 +485,8 @@ struct PureLogicTests {
     expected.silenceMax = 30
     expected.memoryMax = 64 << 20
     expected.limits = ["nofile=100", "as=1G"]
+    expected.startLimits = [ResourceLimit(name: "core", resource: Int32(RLIMIT_CORE.rawValue), soft: 0, hard: .max)]
+    expected.nice = "7"
     #expect(spec == expected)
     #expect(ConfKeys.spec(from: JobConf(entries: []), name: "web-2").group == "web", "group from the name")
   }
@@ -510,13 +517,30 @@ struct PureLogicTests {
 
   @Test("limits: a name SPEC allows, a whole number with K/M/G or unlimited")
   func limits() {
-    #expect(ResourceLimit(parsing: "nofile=64")?.value == 64)
-    #expect(ResourceLimit(parsing: "as=1G")?.value == 1 << 30)
-    #expect(ResourceLimit(parsing: "core=unlimited")?.value == UInt64.max)
+    #expect(ResourceLimit(parsing: "nofile=64").map { [$0.soft, $0.hard] } == [64, 64])
+    #expect(ResourceLimit(parsing: "as=1G")?.soft == 1 << 30)
+    #expect(ResourceLimit(parsing: "core=unlimited")?.hard == UInt64.max)
     #expect(ResourceLimit(parsing: "stack=8M")?.resource == Int32(RLIMIT_STACK.rawValue))
-    for bad in ["files=1", "nofile", "nofile=", "nofile=-1", "nofile=1.5", "nofile=1T", "=1", "nofile=99999999999999999999G"] {
+    for bad in ["files=1", "nofile", "nofile=", "nofile=-1", "nofile=1.5", "nofile=1T", "=1", "nofile=99999999999999999999G",
+      "rttime=1", "nofile=1:2"] {
       #expect(ResourceLimit(parsing: bad) == nil, "\(bad)")
     }
+  }
+
+  @Test("start limits: NAME=SOFT:HARD of any limit Linux has, written and read back; this process's are all there")
+  func startLimits() {
+    #expect(ResourceLimit(captured: "rttime=5:unlimited").map { [$0.soft, $0.hard] } == [5, UInt64.max])
+    #expect(ResourceLimit(captured: "nofile=1024:4096")?.text == "nofile=1024:4096")
+    for bad in ["nofile=1024", "nofile=4096:1024", "nofile=1K:2K", "nofile=:1", "files=1:1", "nofile=-1:1", "nofile=1:2:3"] {
+      #expect(ResourceLimit(captured: bad) == nil, "\(bad)")
+    }
+    let own = ResourceLimit.ofThisProcess()
+    #expect(own.count == 16, "RLIMIT_CPU to RLIMIT_RTTIME")
+    #expect(own.allSatisfy { ResourceLimit(captured: $0.text) == $0 })
+    var open = rlimit()
+    getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &open)
+    #expect(own.first { $0.name == "nofile" }?.soft == UInt64(open.rlim_cur))
+    #expect(ResourceLimit.names(inShortfall: 1 << UInt64(RLIMIT_NOFILE.rawValue) | 1 << 63) == ["nofile", "nice value"])
   }
 
   @Test("the README's conf tables list every key of the table, and no other")
@@ -555,6 +579,7 @@ struct PureLogicTests {
     state.checksHealth = true
     state.healthFailures = 2
     state.waitingFor = "db"
+    state.unmetLimits = "nofile, nice value"
     #expect(fieldsLeftAtDefault(state, RunState()) == [], "set every field, so each is round-tripped")
     #expect(RunState(decoding: state.encoded()) == state)
     state.reason = "two\nlines"

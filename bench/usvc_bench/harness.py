@@ -155,6 +155,7 @@ PHASES = [
     ModulePhase("fleet", "Many hosts: usvc status --hosts vs parallel-ssh, pdsh -R ssh, clush, an ssh loop (same ssh config, without and with control masters)"),  # bench/fleet.py
     ModulePhase("conf_writes", "Conf writes: time and peak memory by value count"),  # bench/conf_writes.py
     ModulePhase("chatty", "Chatty jobs: tmux memory, write time and supervisor CPU per MB"),  # bench/chatty.py
+    ModulePhase("health", "Health: port open to dependent exec'd, CPU of runners probing tcp: health"),  # bench/health.py
 ]
 
 

@@ -49,6 +49,11 @@ TARGETS = [
     dict(key="board_hosts_cpu", text="CPU of `usvc top --hosts` watching {hosts} hosts for {seconds} s, "
          "its ssh included, the remote side excluded, <= {limit:g}% of one core", limit=10, hosts=100,
          seconds=30),
+    # Issue 13 (health): bench/health.py measures both.
+    dict(key="ready_to_dependent", text="a job's port opening to its dependent's program exec'd (`after`, "
+         "`tcp:` readiness, default ready-interval) <= {limit:g} ms median", limit=150),
+    dict(key="health_cpu", text="CPU of {jobs} runners each probing `tcp:` health every 1 s <= {limit:g}% "
+         "of one core", limit=1, jobs=100),
 ]
 
 USVC, TMUX_LOOP = Usvc.name, TmuxLoop.name
@@ -319,6 +324,29 @@ def eval_board_cpu(res, t):
     return measured, None if cpu <= t["limit"] else f"{cpu - t['limit']:.2f} points"
 
 
+def health_row(res, key):
+    """The row of bench/health.py measuring `key`, or None."""
+    return next((r for r in extra_rows(res, "health") if r.get("key") == key), None)
+
+
+def eval_ready_to_dependent(res, t):
+    row = health_row(res, t["key"])
+    if not row:
+        return None
+    measured = f"{row['value']:g} ms median ({row['detail']})"
+    return measured, None if row["value"] <= t["limit"] else f"{row['value'] - t['limit']:.2f} ms"
+
+
+def eval_health_cpu(res, t):
+    row = health_row(res, t["key"])
+    if not row:
+        return None
+    measured = f"{row['value']:g}% of one core at {row['jobs']} runners ({row['detail']})"
+    if row["jobs"] != t["jobs"]:
+        return measured + " (not the target's size)", "n/a"
+    return measured, None if row["value"] <= t["limit"] else f"{row['value'] - t['limit']:.2f} points"
+
+
 EVALUATE = dict(respawn_abs=eval_respawn_abs, respawn_peers=eval_respawn_peers,
                 respawn_vs_tmux_loop=eval_respawn_vs_tmux_loop, runner_uss=eval_runner_uss,
                 runner_vs_runsv=eval_runner_vs_runsv, status_small=eval_status,
@@ -329,7 +357,8 @@ EVALUATE = dict(respawn_abs=eval_respawn_abs, respawn_peers=eval_respawn_peers,
                 chatty_write_vs_supervisors=eval_chatty_write_vs_supervisors,
                 chatty_write_vs_file=eval_chatty_write_vs_file, conf_writes=eval_conf_writes,
                 probes_uss=eval_probes_uss, board_local_cpu=eval_board_cpu,
-                board_hosts_cpu=eval_board_cpu)
+                board_hosts_cpu=eval_board_cpu, ready_to_dependent=eval_ready_to_dependent,
+                health_cpu=eval_health_cpu)
 
 
 def is_missed(target_row):
@@ -499,6 +528,23 @@ def why_board_cpu(res, t):
     return text + (f" In this run: {row['detail']}." if row.get("detail") else "")
 
 
+def why_ready_to_dependent(res, t):
+    row = health_row(res, t["key"])
+    return ("The figure is the readiness probe's wait (a connect every ready-interval, so up to "
+            "one interval after the port opens), the connect, the runner's state write, the "
+            "dependent's runner learning of it (inotify on the state file), its spawn and exec, "
+            f"and bash's start-up; this run's trials ranged {row['detail']}.")
+
+
+def why_health_cpu(res, t):
+    row = health_row(res, t["key"])
+    return ("Each check is one wake-up of the runner (its poll's timeout) and five system calls: "
+            "socket, a non-blocking connect, the poll saying it connected, getsockopt, close. "
+            "Loopback TCP does the whole handshake, and the close's, in the connecting process, "
+            "so nearly all of it is the kernel's, charged to the runner; a runner idle in between "
+            f"starts each check from cold caches. This run: {row['detail']}.")
+
+
 WHY = dict(respawn_abs=why_respawn_abs, respawn_peers=why_respawn_peers,
            respawn_vs_tmux_loop=why_respawn_vs_tmux_loop, runner_uss=why_runner_uss,
            runner_vs_runsv=why_runner_vs_runsv, status_small=why_status, status_large=why_status,
@@ -506,4 +552,5 @@ WHY = dict(respawn_abs=why_respawn_abs, respawn_peers=why_respawn_peers,
            status_vs_supervisorctl=why_status_vs_supervisorctl, start_n=why_start_n,
            chatty_tmux_uss=why_chatty_tmux_uss, chatty_write_vs_supervisors=why_chatty_write,
            chatty_write_vs_file=why_chatty_write, conf_writes=why_conf_writes,
-           probes_uss=why_probes_uss, board_local_cpu=why_board_cpu, board_hosts_cpu=why_board_cpu)
+           probes_uss=why_probes_uss, board_local_cpu=why_board_cpu, board_hosts_cpu=why_board_cpu,
+           ready_to_dependent=why_ready_to_dependent, health_cpu=why_health_cpu)

@@ -62,16 +62,18 @@ int usvc_release_stack_below(void);
 
 
 /// One step of what a child started by `usvc_spawn_plain` does with its
-/// descriptors and resource limits before exec.
+/// descriptors, resource limits and nice value before exec.
 struct usvc_fd_action {
-  int kind;          // USVC_FD_OPEN, USVC_FD_DUPLICATE, USVC_FD_CLOSE_FROM or USVC_SET_LIMIT
-  int fd;            // the descriptor it makes (open, duplicate) or the first it closes; the RLIMIT_*
+  int kind;          // USVC_FD_OPEN, USVC_FD_DUPLICATE, USVC_FD_CLOSE_FROM, USVC_SET_LIMIT or USVC_SET_NICE
+  int fd;            // the descriptor it makes (open, duplicate) or the first it closes; the RLIMIT_*; the nice value
   int source;        // duplicate: the descriptor copied
   int flags;         // open: the open flags
   const char *path;  // open: the path
-  unsigned long long limit;  // set limit: soft and hard (RLIM_INFINITY: unlimited)
+  unsigned long long soft, hard;  // set limit (RLIM_INFINITY: unlimited)
 };
-enum { USVC_FD_OPEN = 1, USVC_FD_DUPLICATE = 2, USVC_FD_CLOSE_FROM = 3, USVC_SET_LIMIT = 4 };
+enum { USVC_FD_OPEN = 1, USVC_FD_DUPLICATE = 2, USVC_FD_CLOSE_FROM = 3, USVC_SET_LIMIT = 4, USVC_SET_NICE = 5 };
+/// The bit of `usvc_spawn_plain`'s shortfall for the nice value (RLIMIT_* n is bit n).
+enum { USVC_SHORT_NICE = 63 };
 
 /// Starts `path` (which holds a '/') as posix_spawn would with an empty signal
 /// mask (and POSIX_SPAWN_SETSID when `new_session`), but its child makes only
@@ -79,10 +81,13 @@ enum { USVC_FD_OPEN = 1, USVC_FD_DUPLICATE = 2, USVC_FD_CLOSE_FROM = 3, USVC_SET
 /// time, which a process that installs no handler does not need.
 /// Precondition: the caller has no signal handler installed (the child shares
 /// its memory until exec). Returns the pid once exec succeeded, or -errno of
-/// the step that failed.
+/// the step that failed. `*shortfall` gets a bit for each limit (and the nice
+/// value) the child could not have as asked (a hard limit or nice value it may
+/// not raise or lower): it kept what it was allowed, as near as it could.
 int usvc_spawn_plain(const char *path, char *const argv[], char *const envp[],
                      const char *directory, int new_session,
-                     const struct usvc_fd_action *actions, int action_count);
+                     const struct usvc_fd_action *actions, int action_count,
+                     unsigned long long *shortfall);
 
 /// Takes a POSIX write lock on the whole file, without waiting (`F_SETLK`).
 /// Unlike flock, others can ask who holds it without taking it (`usvc_lock_holder`).

@@ -6,12 +6,12 @@ extension USVC {
     static let configuration = CommandConfiguration(
       commandName: "restart", abstract: "Stop jobs (if running), then start them again with a fresh back-off.")
     @OptionGroup var selection: RequiredSelectors<Restart>
-    @Flag(help: "One job at a time, each ready (running) before the next.")
+    @Flag(help: "One job at a time, each ready (running) before the next; with --hosts, host after host.")
     var rolling = false
     @OptionGroup var fleet: FleetOptions
 
     func run() throws {
-      if fleet.isActive { return try fleet.run(.acting) }
+      if fleet.isActive { return try fleet.run(.acting, rolling: rolling) }
       let supervisor = try USVC.supervisor()
       let names = try supervisor.select(selection.selectors)
       if rolling {
