@@ -553,7 +553,9 @@ public struct Supervisor: Sendable {
     try? store.withWriteLock { () throws(UsvcError) in
       for name in names {
         let paths = home.paths(name)
-        for path in [paths.conf, paths.spec, paths.state, paths.lock, paths.control, paths.log] { unlink(path) }
+        for path in [paths.conf, paths.spec, paths.state, paths.lock, paths.control, paths.log, LogIndex.path(of: paths.log)] {
+          unlink(path)
+        }
       }
     }
     if store.names().isEmpty, let tmux = try? tmux() {
