@@ -206,7 +206,8 @@ public enum LogReader {
       }) else { return nil }
       let copy = LogIndex.path(of: LogRotation.path(path, copy: number))
       if let index = try? FileDescriptor.open(copy, O_RDONLY) { return index }
-      // Between the two renames: still at the live name, unless renamed since.
+      // Between the two renames (no new log yet): still at the live name, unless renamed since.
+      guard fileStatus(path) == nil else { return nil }
       guard let index = try? FileDescriptor.open(LogIndex.path(of: path), O_RDONLY) else { continue }
       if fileStatus(copy) == nil { return index }
       index.close()
