@@ -568,7 +568,10 @@ public struct Supervisor: Sendable {
     try? store.withWriteLock { () throws(UsvcError) in
       for name in names {
         let paths = home.paths(name)
-        for path in [paths.conf, paths.spec, paths.state, paths.lock, paths.control, paths.log, paths.notifySocket] { unlink(path) }
+        for path in [
+          paths.conf, paths.spec, paths.state, paths.lock, paths.control, paths.log, LogIndex.path(of: paths.log),
+          paths.notifySocket,
+        ] { unlink(path) }
       }
     }
     if store.names().isEmpty, let tmux = try? tmux() {

@@ -361,6 +361,44 @@ struct HostsTests {
     #expect(ticks.filter { $0.hasPrefix("hostb  ") }.count >= 3, "\(followed.stdout) \(followed.stderr)")
   }
 
+  @Test("logs -t and --since reach every host: 'HOST  TIME line', cut by each host's own index; -f -t too")
+  func timedLogsAcrossHosts() throws {
+    let s = try SSHHosts()
+    let began = Int64(time(nil))
+    for home in s.homes {
+      try s.run(in: home, "start", "ticker", "sh", "-c", "i=0; while :; do i=$((i+1)); echo \"tick $i\"; sleep 0.1; done")
+    }
+    let stamp = /[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z/
+    #expect(try eventually {
+      try s.local.usvc("logs", "-n", "3", "--hosts", "hosta,hostb", "ticker-1").lines.filter { $0.contains("tick 3") }.count == 2
+    })
+    let timed = try s.local.usvc("logs", "-t", "-n", "3", "--hosts", "hosta,hostb", "ticker-1")
+    #expect(timed.status == 0, "\(timed.stderr)")
+    #expect(timed.lines.count == 6, "\(timed.stdout)")
+    for line in timed.lines {
+      let match = line.wholeMatch(of: /(host[ab])  (\S+) (.*)/)
+      #expect(match != nil, "\(line)")
+      guard let match else { continue }
+      #expect(match.2.wholeMatch(of: stamp) != nil, "\(line)")
+      let time = Int64(ISO8601DateFormatter().date(from: String(match.2))?.timeIntervalSince1970 ?? 0)
+      #expect(time >= began && time <= Int64(Foundation.time(nil)), "\(line)")
+    }
+    // --since a second that has not come yet cuts everything; one before the start cuts nothing.
+    let future = try s.local.usvc("logs", "--since", "2100-01-01T00:00Z", "--hosts", "hosta,hostb", "ticker-1")
+    #expect(future.status == 0 && future.stdout.isEmpty, "\(future.stdout) \(future.stderr)")
+    let since = try s.local.usvc("logs", "--since", "10m", "--hosts", "hosta,hostb", "ticker-1")
+    #expect(since.lines.contains("hosta  tick 1") && since.lines.contains("hostb  tick 1"), "\(since.stdout)")
+    // A bad value is refused here, before any host is asked.
+    let bad = try s.local.usvc("logs", "--since", "yesterday", "--hosts", "hosta", "ticker-1")
+    #expect(bad.status == 1 && bad.stdout.isEmpty && bad.stderr.hasPrefix("usvc: bad value for --since: 'yesterday': "), "\(bad.stderr)")
+    let followed = try TestHome.run(
+      ["/usr/bin/timeout", "-s", "INT", "4", usvcBinary, "logs", "-f", "-t", "-n", "0", "--hosts", "hosta,hostb", "ticker-1"],
+      environment: s.local.environment)
+    let ticks = followed.lines.filter { $0.contains(" tick ") }
+    #expect(ticks.allSatisfy { $0.wholeMatch(of: /host[ab]  [0-9T:Z-]+ tick [0-9]+/) != nil }, "\(followed.stdout)")
+    #expect(ticks.contains { $0.hasPrefix("hosta  ") } && ticks.contains { $0.hasPrefix("hostb  ") }, "\(followed.stdout) \(followed.stderr)")
+  }
+
   @Test("attach --host runs ssh -t with the remote usvc attach JOB; a bad host or job name is refused before ssh runs")
   func attachThroughSSH() throws {
     let s = try SSHHosts()
