@@ -36,7 +36,7 @@ extension Runner {
     if next.state != written?.state || next.since == 0 { next.since = wallClock() }
     published = next
     if next == written { return }
-    if next.state != written?.state || next.pid != written?.pid { announce(next) }
+    if next.state != written?.state || next.pid != written?.pid { announce(next, after: written) }
     written = next
     // In place, see RunState: one pwrite (then a trim if it got shorter).
     let bytes = Array(published.encoded().utf8)
@@ -71,20 +71,25 @@ extension Runner {
     }
   }
 
-  /// Appends the event for a new state to `events.log`.
-  mutating func announce(_ next: RunState) {
+  /// Appends the event for a new state to `events.log`. `started` marks a new
+  /// program, once: when it was exec'd, so a run with readiness says `started`
+  /// and then `ready`, and one whose health came back says nothing.
+  mutating func announce(_ next: RunState, after previous: RunState?) {
     let detail: String
     switch next.state {
-    case .running: detail = "pid \(next.pid)"
+    case .starting, .running:
+      let sameRun = next.pid == previous?.pid && [.starting, .running, .unhealthy].contains(previous?.state)
+      guard next.pid > 0, !sameRun else { return }
+      detail = "pid \(next.pid)"
     case .unhealthy: return  // Its `unhealthy` event comes from the machine, at health-retries.
     case .waiting:
       detail = !next.waitingFor.isEmpty ? next.reason
         : "restart in \(format(machine.backoff(forQuickDeath: next.quickDeaths))) (\(next.reason))"
     case .failed, .lost: detail = next.reason
     case .stopped: detail = "last exit \(next.lastExit)"
-    case .starting, .stopping, .exited, .broken: return
+    case .stopping, .exited, .broken: return
     }
-    event(next.state == .running ? "started" : next.state.rawValue, detail)
+    event(next.state == .running || next.state == .starting ? "started" : next.state.rawValue, detail)
   }
 
   /// Reaps what is left (hooks, stragglers), then exits. The final state was

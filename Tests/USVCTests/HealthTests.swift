@@ -68,7 +68,10 @@ struct HealthTests {
     let dependent = try t.ok("start", "--after", "web", "client", "/bin/sleep", "1000")
     #expect(dependent.stdout.hasPrefix("waiting client-1"), "\(dependent.stdout)")
     #expect(try eventually(within: 20) { try t.state("web-1") == .running })
-    #expect(try Self.events(t, "web-1").contains { $0.hasPrefix("ready ") })
+    // One `started` when the program was exec'd, then `ready`: events in the order they happened.
+    let pid = try #require(try t.pid("web-1"))
+    #expect(try Self.events(t, "web-1").map { $0.prefix { $0 != " " } } == ["started", "ready"])
+    #expect(try Self.events(t, "web-1").first == "started pid \(pid)")
     #expect(try eventually(within: 20) { try t.state("client-1") == .running }, "the dependent starts once web is ready")
   }
 
