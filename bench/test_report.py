@@ -300,6 +300,11 @@ class Issue11Verdicts(unittest.TestCase):
         self.assertEqual(v["verdict"], "missed by 1.40 points")
         self.assertIn("cost 80 µs of CPU per check, 0.8% of one core", v["why"])
         self.assertIn("at 240 µs per check, is at 3.00x that floor (+160 µs per check its own)", v["why"])
+        self.assertNotIn("The floor alone", v["why"])
+        floor.update(value=1.5, cpu_us_per_check=150.0)
+        why = verdicts(self.res)["health_cpu"]["why"]
+        self.assertIn("is at 1.60x that floor (+90 µs per check its own)", why)
+        self.assertIn("The floor alone is above the target, by 0.50 points", why)
         skipped = dict(floor, status="skipped", value="not measured: no C compiler (cc, clang, gcc)", unit="")
         del skipped["cpu_us_per_check"]
         self.res["extra"]["health"]["rows"] = [usvc, skipped]

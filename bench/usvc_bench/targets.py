@@ -542,10 +542,10 @@ def why_health_cpu(res, t):
             "socket, a non-blocking connect, the poll saying it connected, getsockopt, close. "
             "Loopback TCP does the whole handshake, and the close's, in the connecting process, "
             "so nearly all of it is the kernel's, charged to the runner; a runner idle in between "
-            f"starts each check from cold caches. This run: {row['detail']}." + health_floor_text(res, row))
+            f"starts each check from cold caches. This run: {row['detail']}." + health_floor_text(res, t, row))
 
 
-def health_floor_text(res, row):
+def health_floor_text(res, t, row):
     """health_cpu's row against the floor bench/health.py measured in the same
     run (bare C checkers), '' when the run has no floor row."""
     floor = health_row(res, "health_cpu_floor")
@@ -560,6 +560,9 @@ def health_floor_text(res, row):
     if mine and bare > 0:
         text += (f" usvc's runner, at {mine:g} µs per check, is at {mine / bare:.2f}x that floor "
                  f"({mine - bare:+.0f} µs per check its own).")
+    if floor["jobs"] == t["jobs"] and floor["value"] > t["limit"]:
+        text += (f" The floor alone is above the target, by {floor['value'] - t['limit']:.2f} points: in this "
+                 f"run {t['jobs']} processes doing nothing but this check once a second did not meet it.")
     return text
 
 
