@@ -299,12 +299,14 @@ class Issue11Verdicts(unittest.TestCase):
         # The verdict stays against the 1% target, the floor only explains it.
         self.assertEqual(v["verdict"], "missed by 1.40 points")
         self.assertIn("cost 80 µs of CPU per check, 0.8% of one core", v["why"])
-        self.assertIn("at 240 µs per check, is at 3.00x that floor (+160 µs per check its own)", v["why"])
+        self.assertIn("at 240 µs per check, is at 3.00x that floor (160 µs per check above it", v["why"])
         self.assertNotIn("The floor alone", v["why"])
         floor.update(value=1.5, cpu_us_per_check=150.0)
         why = verdicts(self.res)["health_cpu"]["why"]
-        self.assertIn("is at 1.60x that floor (+90 µs per check its own)", why)
+        self.assertIn("is at 1.60x that floor (90 µs per check above it", why)
         self.assertIn("The floor alone is above the target, by 0.50 points", why)
+        floor.update(cpu_us_per_check=300.0)
+        self.assertIn("is at 0.80x that floor (60 µs per check below it", verdicts(self.res)["health_cpu"]["why"])
         skipped = dict(floor, status="skipped", value="not measured: no C compiler (cc, clang, gcc)", unit="")
         del skipped["cpu_us_per_check"]
         self.res["extra"]["health"]["rows"] = [usvc, skipped]

@@ -558,8 +558,10 @@ def health_floor_text(res, t, row):
             f"(the same calls, its wait a poll timeout too) cost {bare:g} µs of CPU per check, "
             f"{floor['value']:g}% of one core: this machine's floor for a check a second.")
     if mine and bare > 0:
+        side = "above" if mine >= bare else "below"
         text += (f" usvc's runner, at {mine:g} µs per check, is at {mine / bare:.2f}x that floor "
-                 f"({mine - bare:+.0f} µs per check its own).")
+                 f"({abs(mine - bare):.0f} µs per check {side} it; the two windows are one after the "
+                 "other, so the machine's other load differs between them).")
     if floor["jobs"] == t["jobs"] and floor["value"] > t["limit"]:
         text += (f" The floor alone is above the target, by {floor['value'] - t['limit']:.2f} points: in this "
                  f"run {t['jobs']} processes doing nothing but this check once a second did not meet it.")
