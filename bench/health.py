@@ -24,6 +24,16 @@ port, and the CPU of runners probing `tcp:` health every second.
    the window is less than a tick, so each runner's share is mostly floored
    away. Measured once every job is running and has passed a check.
 
+3. The floor under (2), in the same run, right after it: as many copies of a
+   bare C program (FLOOR_CHECKER, compiled here with the first of cc, clang,
+   gcc; the row says it was skipped, and why, without one), each doing the
+   runner's check (socket non-blocking, SO_LINGER 0, connect, poll until
+   writable, getsockopt SO_ERROR, close) once a second, its wait a poll
+   timeout like the runner's, against a listener of the same kind for the
+   same window; their CPU measured the same way (schedstat). What a check a
+   second costs on this machine whoever makes it: the target's explanation
+   compares the runner's CPU per check with it.
+
 Targets (bench/usvc_bench/targets.py, the one place they are set):
 `ready_to_dependent` and `health_cpu`.
 
@@ -68,6 +78,50 @@ os.rename(stamp + ".tmp", stamp)
 while True:
     c, _ = s.accept()
     c.close()
+"""
+
+# The floor's checker: the runner's tcp: check (CShims usvc_tcp_connect_start,
+# then usvc_socket_error once its poll loop sees the socket writable) and
+# nothing else. argv: port, seconds before its first check (so the copies do
+# not all wake at once; the runners do not either).
+FLOOR_CHECKER = r"""
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv) {
+  if (argc != 3) return 2;
+  struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[1]))};
+  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  double next = now() + atof(argv[2]);
+  for (;;) {
+    double wait = next - now();
+    if (wait > 0) poll(NULL, 0, (int)(wait * 1000) + 1);
+    next += 1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 1;
+    struct linger reset = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    if (connect(fd, (struct sockaddr *)&address, sizeof address) < 0 && errno != EINPROGRESS) return 1;
+    struct pollfd writable = {.fd = fd, .events = POLLOUT};
+    if (poll(&writable, 1, 1000) != 1) return 1;
+    int error = 0;
+    socklen_t length = sizeof error;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) < 0 || error != 0) return 1;
+    close(fd);
+  }
+}
 """
 
 # The dependent: its first command writes the wall-clock time (bash 5's $EPOCHREALTIME).
@@ -226,6 +280,71 @@ def health_cpu(usvc, jobs, seconds):
         listener.close()
 
 
+def c_compiler():
+    """The first C compiler on PATH (the Swift toolchain ships clang), or None."""
+    return next((path for path in map(shutil.which, ("cc", "clang", "gcc")) if path), None)
+
+
+def health_cpu_floor(compiler, jobs, seconds):
+    """health_cpu's figures for `jobs` copies of FLOOR_CHECKER: (percent of
+    one core, window seconds, checks answered in the window)."""
+    root = tempfile.mkdtemp(prefix="uhf.", dir="/tmp")
+    listener = Listener()
+    checkers = []
+    try:
+        source, binary = os.path.join(root, "checker.c"), os.path.join(root, "checker")
+        with open(source, "w") as f:
+            f.write(FLOOR_CHECKER)
+        built = subprocess.run([compiler, "-O2", "-o", binary, source], capture_output=True, text=True, timeout=120)
+        if built.returncode != 0:
+            raise RuntimeError(f"{os.path.basename(compiler)} failed: {built.stderr.strip()[-300:]}")
+        for _ in range(jobs):
+            checkers.append(subprocess.Popen([binary, str(listener.port), f"{random.uniform(0, 1):.3f}"],
+                                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
+        # Every copy past its first check (each starts within 1 s).
+        deadline = time.monotonic() + 10
+        while listener.accepted < jobs:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{listener.accepted} of {jobs} checkers connected within 10 s")
+            time.sleep(0.1)
+        pids = [c.pid for c in checkers]
+        accepted0, t0 = listener.accepted, time.monotonic()
+        n0 = sum(cpu_ns(p) for p in pids)
+        time.sleep(seconds)
+        accepted1, t1 = listener.accepted, time.monotonic()
+        n1 = sum(cpu_ns(p) for p in pids)
+        ended = [c.returncode for c in checkers if c.poll() is not None]
+        if ended:
+            raise RuntimeError(f"{len(ended)} checkers ended during the window (exit {ended[0]}: a check failed)")
+        window = t1 - t0
+        return (n1 - n0) / 1e9 / window * 100, window, accepted1 - accepted0
+    finally:
+        for checker in checkers:
+            checker.kill()
+            checker.wait()
+        listener.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def floor_row(jobs, seconds, mode):
+    """The row of the floor under health_cpu: measured, or skipped/failed with why."""
+    base = dict(key="health_cpu_floor", jobs=jobs, target="- (the floor: not usvc)", verdict="-")
+    what = f"CPU of {jobs} bare C checkers doing the same tcp: check every 1 s"
+    compiler = c_compiler()
+    if not compiler:
+        return dict(base, measure=what + mode, status="skipped", value="not measured: no C compiler (cc, clang, gcc)",
+                    unit="", detail="")
+    try:
+        percent, window, checks = health_cpu_floor(compiler, jobs, seconds)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+        return dict(base, measure=what + mode, status="error", value=f"not measured: {e}", unit="", detail="")
+    per_check = percent / 100 * window / max(1, checks) * 1e6
+    return dict(base, measure=f"{what}, {window:.1f} s{mode}", status="ok", value=round(percent, 3),
+                unit="% of one core", cpu_us_per_check=round(per_check, 1),
+                detail=f"{checks} checks answered ({checks / window / jobs:.2f} per checker per s), "
+                       f"{per_check:.0f} µs of CPU each; built with {os.path.basename(compiler)} -O2")
+
+
 def verdict(value, limit, unit):
     return "met" if value <= limit else f"missed by {value - limit:.2f} {unit}"
 
@@ -243,6 +362,8 @@ def run(usvc_path, smoke=False):
     jobs = 5 if smoke else LIMITS["health_cpu"]["jobs"]
     seconds = 3 if smoke else 30
     percent, percent_ticks, window, checks = health_cpu(usvc, jobs, seconds)
+    per_check = percent / 100 * window / max(1, checks) * 1e6
+    floor = floor_row(jobs, seconds, mode)
     cpu_limit = LIMITS["health_cpu"]["limit"]
     return [
         dict(key="ready_to_dependent",
@@ -252,19 +373,20 @@ def run(usvc_path, smoke=False):
              target=f"<= {ready_limit:g} ms", verdict=verdict(median, ready_limit, "ms")),
         dict(key="health_cpu",
              measure=f"CPU of {jobs} runners probing tcp: health every 1 s, {window:.1f} s{mode}",
-             value=round(percent, 3), unit="% of one core", jobs=jobs,
+             value=round(percent, 3), unit="% of one core", jobs=jobs, cpu_us_per_check=round(per_check, 1),
              detail=f"{checks} checks answered ({checks / window / jobs:.2f} per runner per s), "
-                    f"{percent / 100 * window / max(1, checks) * 1e6:.0f} µs of CPU each; "
+                    f"{per_check:.0f} µs of CPU each; "
                     f"{percent_ticks:.3f}% from utime + stime (whole ticks)",
              # A smoke run's few runners are not the target's count.
              target=f"<= {cpu_limit:g}%", verdict="-" if smoke else verdict(percent, cpu_limit, "points")),
+        floor,
     ]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--usvc", required=True, help="the usvc binary (usvc-runner beside it; a release build for real figures)")
-    parser.add_argument("--smoke", action="store_true", help="2 trials, 5 runners for 3 s")
+    parser.add_argument("--smoke", action="store_true", help="2 trials, 5 runners (and 5 floor checkers) for 3 s")
     args = parser.parse_args()
     rows = run(args.usvc, smoke=args.smoke)
     width = max(len(r["measure"]) for r in rows)

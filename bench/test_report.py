@@ -289,6 +289,34 @@ class Issue11Verdicts(unittest.TestCase):
         del self.res["extra"]["health"]
         self.assertEqual(verdicts(self.res)["ready_to_dependent"]["verdict"], "n/a")
 
+    def test_health_cpu_why_is_computed_from_the_floor_of_the_same_run(self):
+        usvc = dict(key="health_cpu", measure="CPU of 100 runners", value=2.4, unit="% of one core", jobs=100,
+                    cpu_us_per_check=240.0, detail="3000 checks answered", target="<= 1%", verdict="missed by 1.40 points")
+        floor = dict(key="health_cpu_floor", measure="CPU of 100 bare C checkers", status="ok", value=0.8,
+                     unit="% of one core", jobs=100, cpu_us_per_check=80.0, detail="3000 checks answered",
+                     target="- (the floor: not usvc)", verdict="-")
+        self.res["extra"] = dict(health=dict(title="Health", status="ok", rows=[usvc, floor]))
+        v = verdicts(self.res)["health_cpu"]
+        # The verdict stays against the 1% target, the floor only explains it.
+        self.assertEqual(v["verdict"], "missed by 1.40 points")
+        self.assertIn("cost 80 µs of CPU per check, 0.8% of one core", v["why"])
+        self.assertIn("at 240 µs per check, is at 3.00x that floor (160 µs per check above it", v["why"])
+        self.assertNotIn("The floor alone", v["why"])
+        floor.update(value=1.5, cpu_us_per_check=150.0)
+        why = verdicts(self.res)["health_cpu"]["why"]
+        self.assertIn("is at 1.60x that floor (90 µs per check above it", why)
+        self.assertIn("The floor alone is above the target, by 0.50 points", why)
+        floor.update(cpu_us_per_check=300.0)
+        self.assertIn("is at 0.80x that floor (60 µs per check below it", verdicts(self.res)["health_cpu"]["why"])
+        skipped = dict(floor, status="skipped", value="not measured: no C compiler (cc, clang, gcc)", unit="")
+        del skipped["cpu_us_per_check"]
+        self.res["extra"]["health"]["rows"] = [usvc, skipped]
+        why = verdicts(self.res)["health_cpu"]["why"]
+        self.assertIn("The floor (a bare C program doing the same check) was not measured: no C compiler", why)
+        self.assertNotIn("x that floor", why)
+        self.res["extra"]["health"]["rows"] = [usvc]
+        self.assertNotIn("floor", verdicts(self.res)["health_cpu"]["why"])
+
     def test_missed_targets_are_listed_in_the_report(self):
         doc = results_doc()
         doc["results"]["extra"] = chatty_extra(write_rows(6.5, 1.6, {"supervisord": 5.0}))

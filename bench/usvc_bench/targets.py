@@ -542,7 +542,30 @@ def why_health_cpu(res, t):
             "socket, a non-blocking connect, the poll saying it connected, getsockopt, close. "
             "Loopback TCP does the whole handshake, and the close's, in the connecting process, "
             "so nearly all of it is the kernel's, charged to the runner; a runner idle in between "
-            f"starts each check from cold caches. This run: {row['detail']}.")
+            f"starts each check from cold caches. This run: {row['detail']}." + health_floor_text(res, t, row))
+
+
+def health_floor_text(res, t, row):
+    """health_cpu's row against the floor bench/health.py measured in the same
+    run (bare C checkers), '' when the run has no floor row."""
+    floor = health_row(res, "health_cpu_floor")
+    if not floor:
+        return ""
+    if floor.get("status", "ok") != "ok":
+        return f" The floor (a bare C program doing the same check) was {floor['value']}."
+    mine, bare = row.get("cpu_us_per_check"), floor["cpu_us_per_check"]
+    text = (f" In this run {floor['jobs']} copies of a bare C program doing the same check once a second "
+            f"(the same calls, its wait a poll timeout too) cost {bare:g} µs of CPU per check, "
+            f"{floor['value']:g}% of one core: this machine's floor for a check a second.")
+    if mine and bare > 0:
+        side = "above" if mine >= bare else "below"
+        text += (f" usvc's runner, at {mine:g} µs per check, is at {mine / bare:.2f}x that floor "
+                 f"({abs(mine - bare):.0f} µs per check {side} it; the two windows are one after the "
+                 "other, so the machine's other load differs between them).")
+    if floor["jobs"] == t["jobs"] and floor["value"] > t["limit"]:
+        text += (f" The floor alone is above the target, by {floor['value'] - t['limit']:.2f} points: in this "
+                 f"run {t['jobs']} processes doing nothing but this check once a second did not meet it.")
+    return text
 
 
 WHY = dict(respawn_abs=why_respawn_abs, respawn_peers=why_respawn_peers,
