@@ -183,7 +183,7 @@ extension JobPaths {
     for _ in 0..<50 {
       bytes = readFile(state, shortReadEnds: true)
       guard let read = bytes else { return nil }
-      if read.contains(line: "end=1") { break }
+      if read.withUnsafeBytes({ hasLine("end=1", in: $0) }) { break }
       usleep(200)
     }
     return bytes.map(RunState.init(decoding:))
@@ -246,19 +246,4 @@ public func tmuxSocket(environment: [String]) -> String? {
   guard parts.count >= 3 else { return nil }
   parts.removeLast(2)
   return parts.joined(separator: ",")
-}
-
-extension [UInt8] {
-  /// Whether `line` is one of these bytes' lines (for the state file every
-  /// `status` reads: no `String` is made of it).
-  func contains(line: String) -> Bool {
-    let wanted = Array(line.utf8)
-    var lineStart = startIndex
-    while lineStart < endIndex {
-      let lineEnd = self[lineStart...].firstIndex(of: UInt8(ascii: "\n")) ?? endIndex
-      if self[lineStart..<lineEnd].elementsEqual(wanted) { return true }
-      lineStart = lineEnd + 1
-    }
-    return false
-  }
 }

@@ -108,6 +108,19 @@ public func readFile(_ path: String, shortReadEnds: Bool = false) -> [UInt8]? {
   return fd.closeAfter { try? $0.readAll(shortReadEnds: shortReadEnds) }
 }
 
+/// Whether `line` is one of the newline-separated lines of `bytes` (a state
+/// file's `end=1`, an sd_notify message's `READY=1`), without making text of them.
+public func hasLine(_ line: StaticString, in bytes: UnsafeRawBufferPointer) -> Bool {
+  let wanted = UnsafeRawBufferPointer(start: line.utf8Start, count: line.utf8CodeUnitCount)
+  var start = 0
+  while start < bytes.count {
+    let end = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count
+    if bytes[start..<end].elementsEqual(wanted) { return true }
+    start = end + 1
+  }
+  return false
+}
+
 /// The whole content of a small file as UTF-8 text (invalid bytes repaired), or nil.
 public func readTextFile(_ path: String) -> String? {
   readFile(path).map { String(decoding: $0, as: UTF8.self) }

@@ -68,13 +68,6 @@ public struct NotifySocket: Sendable {
   /// is no such line is ignored. A `truncated` message (longer than what was
   /// read) is ignored whole, as systemd ignores one past its buffer.
   public static func saysReady(_ message: UnsafeRawBufferPointer, truncated: Bool) -> Bool {
-    guard !truncated else { return false }
-    var start = 0
-    while start < message.count {
-      let end = message[start...].firstIndex(of: UInt8(ascii: "\n")) ?? message.count
-      if message[start..<end].elementsEqual("READY=1".utf8) { return true }
-      start = end + 1
-    }
-    return false
+    !truncated && hasLine("READY=1", in: message)
   }
 }
